@@ -1,0 +1,142 @@
+"""The MobileIQA heads: level adapters, multi-view attention (MAL), score head.
+
+Everything here runs in NHWC, but where the original reshapes a tensor the
+reshape is done in the original's (PyTorch) index order, which is what decides
+the numbers. Shapes in comments use B batch, S grid side, N = S*S, D channels.
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mobileiqa_jax.models import layers
+
+Dtype = Any
+
+
+def adaptive_pool_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """(out_size, in_size) averaging matrix of PyTorch's adaptive average pooling.
+
+  Output cell i averages input indices [floor(i*L/S), ceil((i+1)*L/S)); when
+  L < S the windows overlap and inputs repeat.
+  """
+  matrix = np.zeros((out_size, in_size), np.float32)
+  for i in range(out_size):
+    start = (i * in_size) // out_size
+    end = -((-(i + 1) * in_size) // out_size)  # ceil without floats
+    matrix[i, start:end] = 1.0 / (end - start)
+  return matrix
+
+
+def adaptive_avg_pool(x: jax.Array, out_size: int) -> jax.Array:
+  """`F.adaptive_avg_pool2d(x, out_size)` for NHWC x, as two small matmuls."""
+  rows = jnp.asarray(adaptive_pool_matrix(x.shape[1], out_size), x.dtype)
+  cols = jnp.asarray(adaptive_pool_matrix(x.shape[2], out_size), x.dtype)
+  return jnp.einsum("ih,bhwc,jw->bijc", rows, x, cols)
+
+
+class LevelAdapter(nn.Module):
+  """1x1 conv -> GELU -> adaptive pool to the grid -> 1x1 conv (`LDA*`, `LGF*`)."""
+  grid: int = 22
+  hidden: int = 512
+  dim: int = 256
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    x = layers.conv2d(self.hidden, name="cnn1", dtype=self.dtype)(x)
+    x = adaptive_avg_pool(layers.gelu(x), self.grid)
+    return layers.conv2d(self.dim, name="cnn2", dtype=self.dtype)(x)
+
+
+class SelfAttention(nn.Module):
+  """Spatial self-attention over one (B, S, S, D) map with a learned residual gate."""
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    b, h, w, d = x.shape
+    q = layers.conv2d(d // 8, name="qConv", dtype=self.dtype)(x).reshape(b, h * w, -1)
+    k = layers.conv2d(d // 8, name="kConv", dtype=self.dtype)(x).reshape(b, h * w, -1)
+    v = layers.conv2d(d, name="vConv", dtype=self.dtype)(x).reshape(b, h * w, d)
+    # Positions flatten row-major over (H, W), as PyTorch's view(B, C, H*W) does.
+    energy = jnp.einsum("bic,bjc->bij", q, k)
+    attention = jax.nn.softmax(energy.astype(jnp.float32), axis=-1).astype(v.dtype)
+    out = jnp.einsum("bij,bjc->bic", attention, v).reshape(b, h, w, d)
+    gamma = self.param("gamma", nn.initializers.zeros, (1,), jnp.float32)
+    return gamma.astype(out.dtype) * out + x
+
+
+class AttentionBlock(nn.Module):
+  """Scaled dot-product attention over (B, T, dim) tokens, with the original's quirk.
+
+  The original returns `(A @ v).transpose(1, 2).reshape(B, T, dim)`: a transpose
+  followed by a reinterpretation of the transposed memory, not a transpose
+  back. Trained checkpoints depend on it, so it is reproduced literally.
+  """
+  dim: int
+  dropout: float = 0.1
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    b, t, dim = x.shape
+    dense = lambda name: nn.Dense(self.dim, dtype=self.dtype, param_dtype=jnp.float32, name=name)
+    q, k, v = dense("c_q")(x), dense("c_k")(x), dense("c_v")(x)
+    logits = jnp.einsum("btd,bsd->bts", q, k).astype(jnp.float32) / np.sqrt(dim)
+    y = jnp.einsum("bts,bsd->btd", jax.nn.softmax(logits, axis=-1).astype(v.dtype), v)
+    y = jnp.swapaxes(y, 1, 2).reshape(b, t, dim)
+    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    return y + x
+
+
+class MAL(nn.Module):
+  """Multi-view attention learning over n maps: (n, B, S, S, D) -> (B, S, S, D)."""
+  num_views: int
+  dropout: float = 0.1
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, maps, train: bool = False):
+    n, b, s, _, d = maps.shape
+    assert n == self.num_views, (n, self.num_views)
+    views = [SelfAttention(dtype=self.dtype, name=f"attention_module_{j}")(maps[j]) for j in range(n)]
+    # T[b, j*D + c, p] in PyTorch order: (n, B, N, D) -> (B, n, D, N) -> (B, n*D, N).
+    tokens = jnp.stack(views).reshape(n, b, s * s, d).transpose(1, 0, 3, 2).reshape(b, n * d, s * s)
+
+    # Feature path: the n*D axis re-read as (D outer, n inner); D tokens of n*N features.
+    feature = tokens.reshape(b, d, n * s * s)
+    feature = AttentionBlock(n * s * s, self.dropout, self.dtype, name="feature_attention")(feature, train)
+    feature = feature.reshape(b, n * d, s * s)
+
+    # Channel path: N tokens of n*D features.
+    channel = AttentionBlock(n * d, self.dropout, self.dtype, name="channel_attention")(
+        jnp.swapaxes(tokens, 1, 2), train)
+    channel = jnp.swapaxes(channel, 1, 2)
+
+    fused = ((feature + channel) / 2).reshape(b, n, d, s * s).mean(axis=1)  # (B, D, N)
+    return jnp.swapaxes(fused, 1, 2).reshape(b, s, s, d)
+
+
+def score_head(x, *, pool: int, channels: int = 128, hidden: int = 64,
+               dropout: float = 0.1, sigmoid: bool = False, train: bool = False,
+               dtype: Dtype = jnp.float32):
+  """Quality feature (B, S, S, D) -> score (B,).
+
+  1x1 conv + ReLU, average pool (kernel = stride = `pool`), 3x3 valid conv +
+  ReLU, global average, two linears with dropout between; optional sigmoid.
+  A function, not a module, so that it must be called inside the model's
+  compact method: its layers then sit at the top level (`cnn_0`, `fc_score_3`),
+  where the original's state dict has them.
+  """
+  x = nn.relu(layers.conv2d(channels, name="cnn_0", dtype=dtype)(x))
+  x = nn.avg_pool(x, (pool, pool), strides=(pool, pool))
+  x = nn.relu(layers.conv2d(channels, 3, padding="VALID", name="cnn_3", dtype=dtype)(x))
+  x = x.mean(axis=(1, 2))
+  dense = lambda features, name: nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, name=name)
+  x = nn.relu(dense(hidden, "fc_score_0")(x))
+  x = nn.Dropout(dropout, deterministic=not train)(x)
+  score = jnp.squeeze(dense(1, "fc_score_3")(x), axis=-1).astype(jnp.float32)
+  return jax.nn.sigmoid(score) if sigmoid else score

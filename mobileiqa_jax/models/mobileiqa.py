@@ -1,0 +1,68 @@
+"""MobileIQA: a backbone's five levels -> adapters -> three MALs -> fusion MAL -> score.
+
+The teacher (MobileViTv2 backbone) and the student (MobileNetV3 backbone) are
+the same module with different fields; `mobileiqa_jax.models.create` holds the
+presets. Module names mirror the original's state-dict names.
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from mobileiqa_jax.models import heads
+from mobileiqa_jax.models import mobilenet_v3
+from mobileiqa_jax.models import mobilevit_v2
+
+Dtype = Any
+
+NUM_LEVELS = 5
+NUM_OPINIONS = 3  # MALs reading the same levels; their outputs are the DOF.
+
+BACKBONES = {
+    # kind -> (module class, state-dict name of the backbone, adapter name prefix)
+    "mobilenet_v3": (mobilenet_v3.MobileNetV3, "local_cnn", "LDA"),
+    "mobilevit_v2": (mobilevit_v2.MobileViTV2, "global_vit", "LGF"),
+}
+
+
+class MobileIQA(nn.Module):
+  """NR-IQA network. `__call__(images, train) -> (scores (B,), taps)`.
+
+  images: (B, H, W, 3) float32, ImageNet-normalised. taps, all NHWC:
+    feature0..feature4: the backbone's levels at strides 2..32;
+    levels: (5, B, S, S, D) the adapted levels;
+    dof: (3, B, S, S, D) the diverse opinion features;
+    fused: (B, S, S, D) the fusion MAL's image-quality feature.
+  """
+  backbone: str = "mobilenet_v3"
+  backbone_width: float = 1.0
+  grid: int = 22
+  dim: int = 256
+  adapter_hidden: int = 512
+  head_pool: int = 2
+  head_channels: int = 128
+  head_hidden: int = 64
+  dropout: float = 0.1
+  sigmoid: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images, train: bool = False):
+    backbone_cls, backbone_name, adapter_prefix = BACKBONES[self.backbone]
+    features = backbone_cls(width=self.backbone_width, dtype=self.dtype, name=backbone_name)(
+        images.astype(self.dtype), train=train)
+    levels = jnp.stack([
+        heads.LevelAdapter(self.grid, self.adapter_hidden, self.dim, self.dtype,
+                           name=f"{adapter_prefix}{i + 1}")(features[f"feature{i}"])
+        for i in range(NUM_LEVELS)
+    ])
+    dof = jnp.stack([
+        heads.MAL(NUM_LEVELS, self.dropout, self.dtype, name=f"MALs_{i}")(levels, train)
+        for i in range(NUM_OPINIONS)
+    ])
+    fused = heads.MAL(NUM_OPINIONS, self.dropout, self.dtype, name="fusion_mal")(dof, train)
+    scores = heads.score_head(
+        fused, pool=self.head_pool, channels=self.head_channels, hidden=self.head_hidden,
+        dropout=self.dropout, sigmoid=self.sigmoid, train=train, dtype=self.dtype)
+    taps = dict(features, levels=levels, dof=dof, fused=fused)
+    return scores, taps

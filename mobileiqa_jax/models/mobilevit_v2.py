@@ -1,0 +1,246 @@
+"""MobileViTv2 backbone, the teacher's feature extractor.
+
+Behaves as timm 1.0's `mobilevitv2_*` with `features_only=True,
+out_indices=(0, 1, 2, 3, 4)` in eval mode: five taps, the outputs of the five
+stages. Submodule names follow timm's flattened feature-model state dict
+(`stages_2.1.transformer.0.attn.qkv_proj` -> `stages_2_1/transformer_0/...`).
+
+Layout notes. PyTorch unfolds a map (B, C, H, W) into patches (B, C, P, N),
+P = pixels in a patch, N = number of patches, runs the transformer and folds
+back. Every op in that transformer is either per position (1x1 convs, SiLU),
+over all positions at once (GroupNorm(1)) or a reduction over N for each P
+(the separable attention). In NHWC the patch grid is therefore just a view,
+(B, H, W, C) -> (B, nH, pH, nW, pW, C), taken inside the attention only; the
+unfold/fold pair itself is the identity and costs nothing here.
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mobileiqa_jax.models.layers import batch_norm, conv2d, make_divisible
+
+Dtype = Any
+
+# Per stage: (base channels, stride, inverted-residual blocks, transformer
+# depth); a non-zero depth appends one MobileViTv2 block to the stage.
+_STAGES = (
+    (64, 1, 1, 0),
+    (128, 2, 2, 0),
+    (256, 2, 1, 2),
+    (384, 2, 1, 4),
+    (512, 2, 1, 3),
+)
+_STEM = 32
+_PATCH = 2
+_EXPAND = 2.0  # inverted-residual expansion of the block input
+_ATTN_RATIO = 0.5  # transformer width relative to the stage width
+_MLP_RATIO = 2.0
+
+
+def _stage_channels(base: int, width: float) -> int:
+  # timm truncates with int() before rounding to a multiple of 8.
+  return make_divisible(int(base * width))
+
+
+def feature_channels(width: float = 2.0) -> tuple[int, ...]:
+  """Channels of feature0..feature4 for a width multiplier (2.0: 128..1024)."""
+  return tuple(_stage_channels(base, width) for base, *_ in _STAGES)
+
+
+def _linear_taps(in_size: int, out_size: int, align_corners: bool):
+  """Source indices and weights of PyTorch's 1-D linear interpolation."""
+  dst = np.arange(out_size, dtype=np.float64)
+  if align_corners:
+    scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    src = dst * scale
+  else:
+    # Half-pixel centres; PyTorch clamps negative positions to the edge.
+    src = np.maximum((dst + 0.5) * (in_size / out_size) - 0.5, 0.0)
+  lo = np.minimum(np.floor(src).astype(np.int32), in_size - 1)
+  hi = np.minimum(lo + 1, in_size - 1)
+  return lo, hi, (src - lo).astype(np.float32)
+
+
+def interpolate_bilinear(x: jax.Array, size: tuple[int, int],
+                         align_corners: bool) -> jax.Array:
+  """PyTorch `F.interpolate(mode='bilinear')` on an NHWC map.
+
+  Written out (gather two rows, blend) rather than `jax.image.resize`, which
+  has no align_corners=True mode and antialiases when shrinking.
+
+  Args:
+    x: (B, H, W, C).
+    size: output (H', W').
+    align_corners: PyTorch's flag of the same name.
+
+  Returns:
+    (B, H', W', C) in x's dtype.
+  """
+  for axis, out_size in zip((1, 2), size):
+    in_size = x.shape[axis]
+    if in_size == out_size:  # both modes reduce to the identity here
+      continue
+    lo, hi, frac = _linear_taps(in_size, out_size, align_corners)
+    shape = [1] * x.ndim
+    shape[axis] = out_size
+    frac = jnp.asarray(frac.reshape(shape), x.dtype)
+    x = jnp.take(x, lo, axis=axis) * (1 - frac) + jnp.take(x, hi, axis=axis) * frac
+  return x
+
+
+def _group_norm(name: str, dtype: Dtype) -> nn.GroupNorm:
+  # timm's GroupNorm1: one group, statistics over all of (C, H, W).
+  return nn.GroupNorm(num_groups=1, epsilon=1e-5, use_fast_variance=False,
+                      dtype=dtype, param_dtype=jnp.float32, name=name)
+
+
+class ConvNormAct(nn.Module):
+  """timm ConvNormAct: bias-free conv, BatchNorm, optional SiLU."""
+  features: int
+  kernel_size: int = 1
+  stride: int = 1
+  depthwise: bool = False
+  act: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    groups = x.shape[-1] if self.depthwise else 1
+    x = conv2d(self.features, self.kernel_size, self.stride, groups=groups,
+               use_bias=False, name="conv", dtype=self.dtype)(x)
+    x = batch_norm(train, name="bn", dtype=self.dtype)(x)
+    return nn.silu(x) if self.act else x
+
+
+class InvertedResidual(nn.Module):
+  """timm's bottleneck block with bottle_in and linear_out: 1x1, dw 3x3, 1x1.
+
+  The residual exists only where shapes allow it; timm's `downsample=''` means
+  no projection shortcut otherwise.
+  """
+  features: int
+  stride: int = 1
+  expand_ratio: float = _EXPAND
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    mid = make_divisible(x.shape[-1] * self.expand_ratio)
+    y = ConvNormAct(mid, name="conv1_1x1", dtype=self.dtype)(x, train)
+    y = ConvNormAct(mid, 3, self.stride, depthwise=True, name="conv2_kxk",
+                    dtype=self.dtype)(y, train)
+    y = ConvNormAct(self.features, act=False, name="conv3_1x1",
+                    dtype=self.dtype)(y, train)
+    if self.stride == 1 and x.shape[-1] == self.features:
+      y = y + x
+    return y
+
+
+class LinearSelfAttention(nn.Module):
+  """Separable self-attention (MobileViTv2), linear in the number of patches.
+
+  One score per position, softmaxed over the patches that share a pixel
+  offset inside their patch, weights the keys into one context vector per
+  offset; the output is relu(value) * context.
+  """
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    b, h, w, d = x.shape
+    qkv = conv2d(1 + 2 * d, name="qkv_proj", dtype=self.dtype)(x)
+    # Patch view (B, nH, pH, nW, pW, C): axes 1 and 3 index the patch N.
+    qkv = qkv.reshape(b, h // _PATCH, _PATCH, w // _PATCH, _PATCH, 1 + 2 * d)
+    query, key, value = qkv[..., :1], qkv[..., 1:1 + d], qkv[..., 1 + d:]
+    # Float32 softmax/sum: at full resolution N is ~10^4 patches.
+    scores = jax.nn.softmax(query.astype(jnp.float32), axis=(1, 3))
+    context = jnp.sum(key.astype(jnp.float32) * scores, axis=(1, 3), keepdims=True)
+    out = nn.relu(value) * context.astype(value.dtype)
+    return conv2d(d, name="out_proj", dtype=self.dtype)(out.reshape(b, h, w, d))
+
+
+class ConvMlp(nn.Module):
+  """1x1 conv, SiLU, 1x1 conv."""
+  hidden: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.silu(conv2d(self.hidden, name="fc1", dtype=self.dtype)(x))
+    return conv2d(x.shape[-1], name="fc2", dtype=self.dtype)(y)
+
+
+class LinearTransformerBlock(nn.Module):
+  """Pre-norm block: x + attn(norm1(x)), then x + mlp(norm2(x)).
+
+  timm's dropouts and drop-path all default to 0 for these models, so there
+  is nothing stochastic to carry.
+  """
+  mlp_ratio: float = _MLP_RATIO
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    x = x + LinearSelfAttention(name="attn", dtype=self.dtype)(
+        _group_norm("norm1", self.dtype)(x))
+    hidden = int(x.shape[-1] * self.mlp_ratio)
+    return x + ConvMlp(hidden, name="mlp", dtype=self.dtype)(
+        _group_norm("norm2", self.dtype)(x))
+
+
+class MobileViTV2Block(nn.Module):
+  """Local dw conv, 1x1 down to the transformer width, transformers, 1x1 up.
+
+  A map whose side is not a multiple of the patch size is first resized up
+  to the next multiple (bilinear, align_corners=True, as timm) and stays
+  that size: the block's output is larger than its input.
+  """
+  depth: int
+  attn_ratio: float = _ATTN_RATIO
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    _, h, w, c = x.shape
+    size = (-(-h // _PATCH) * _PATCH, -(-w // _PATCH) * _PATCH)
+    x = interpolate_bilinear(x, size, align_corners=True)
+    x = ConvNormAct(c, 3, depthwise=True, name="conv_kxk", dtype=self.dtype)(x, train)
+    dim = make_divisible(c * self.attn_ratio)
+    x = conv2d(dim, use_bias=False, name="conv_1x1", dtype=self.dtype)(x)
+    for i in range(self.depth):
+      x = LinearTransformerBlock(name=f"transformer_{i}", dtype=self.dtype)(x)
+    x = _group_norm("norm", self.dtype)(x)
+    return ConvNormAct(c, act=False, name="conv_proj", dtype=self.dtype)(x, train)
+
+
+class MobileViTV2(nn.Module):
+  """MobileViTv2 feature extractor returning the outputs of its five stages.
+
+  Attributes:
+    width: timm's multiplier (mobilevitv2_200 is 2.0; 0.5 for tests).
+    dtype: compute dtype; parameters are always float32.
+  """
+  width: float = 2.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False) -> dict[str, jax.Array]:
+    """Maps ImageNet-normalised NHWC images to {"feature0".."feature4"} (NHWC).
+
+    Strides 2, 4, 8, 16, 32 up to the patch resizes: a 224 input gives
+    112, 56, 28, 14 and 8 (not 7).
+    """
+    x = ConvNormAct(int(_STEM * self.width), 3, 2, name="stem", dtype=self.dtype)(x, train)
+    features = {}
+    for i, (base, stride, blocks, depth) in enumerate(_STAGES):
+      channels = _stage_channels(base, self.width)
+      for j in range(blocks):
+        x = InvertedResidual(channels, stride if j == 0 else 1, name=f"stages_{i}_{j}",
+                             dtype=self.dtype)(x, train)
+      if depth:
+        x = MobileViTV2Block(depth, name=f"stages_{i}_{blocks}", dtype=self.dtype)(x, train)
+      features[f"feature{i}"] = x
+    return features

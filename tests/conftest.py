@@ -1,0 +1,68 @@
+"""Shared test fixtures: where the parity files live and how to load them."""
+import importlib.util
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def parity_dir() -> pathlib.Path:
+  """../shared/parity beside the repo, unless MOBILEIQA_PARITY_DIR says otherwise."""
+  return pathlib.Path(os.environ.get("MOBILEIQA_PARITY_DIR", REPO.parent / "shared" / "parity"))
+
+
+@pytest.fixture(scope="session")
+def parity():
+  """The parity folder's recipe module (synthetic weights and images), loaded in place."""
+  folder = parity_dir()
+  if not (folder / "recipe.py").exists():
+    pytest.fail(f"parity fixtures not found at {folder}; set MOBILEIQA_PARITY_DIR")
+  spec = importlib.util.spec_from_file_location("parity_recipe", folder / "recipe.py")
+  recipe = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(recipe)
+  recipe.DIR = folder
+  recipe.reference = lambda model, size: dict(np.load(folder / f"{model}_s0_{size}.npz"))
+  recipe.state_dict = lambda model: recipe.synthetic_state_dict(
+      recipe.load_keys(folder / f"{model}_keys.json"), seed=0)
+  recipe.image_nhwc = lambda b, h, w: recipe.synthetic_image(b, h, w, seed=0).transpose(0, 2, 3, 1)
+  return recipe
+
+
+def max_diff_bound(reference: np.ndarray) -> float:
+  """The parity tolerance: 1e-4 * (1 + max|reference|)."""
+  return 1e-4 * (1.0 + float(np.max(np.abs(reference))))
+
+
+def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
+  """{path: shape} of every leaf, to compare variable trees."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return {jax.tree_util.keystr(path): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def random_variables(model, *inputs, seed=0):
+  """Fan-in scaled random variables on the model's abstract tree.
+
+  Compiling `model.init` costs 10-30 s on two CPU cores; the values here only
+  need to keep activations in range. SelfAttention's gamma is made non-zero so
+  that path counts.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = path[-1].key
+    if name == "kernel":
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+    if name == "gamma":
+      return rng.uniform(0.2, 0.8, leaf.shape).astype(np.float32)
+    if name in ("scale", "var"):
+      return rng.uniform(0.8, 1.2, leaf.shape).astype(np.float32)
+    return (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+  abstract = jax.eval_shape(model.init, jax.random.key(0), *inputs)
+  return jax.tree_util.tree_map_with_path(fill, abstract)

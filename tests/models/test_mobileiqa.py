@@ -1,0 +1,52 @@
+"""The assembled networks: presets, parameter counts, taps, training mode."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mobileiqa_jax import models
+from mobileiqa_jax.models.__main__ import parameter_counts
+from tests.conftest import random_variables
+
+
+def test_parameter_counts_equal_the_original():
+  student, teacher = parameter_counts("student"), parameter_counts("teacher")
+  print(f"student {student}\nteacher {teacher}")
+  assert round(student["total"] / 1e6, 2) == 81.48 and round(student["backbone"] / 1e6, 1) == 3.0
+  assert round(teacher["total"] / 1e6, 2) == 96.72 and round(teacher["backbone"] / 1e6, 1) == 17.4
+
+
+def test_create_refuses_unknown_names_and_fields():
+  with pytest.raises(ValueError, match="unknown model 'studnet'"):
+    models.create("studnet")
+  with pytest.raises(ValueError, match=r"unknown model field\(s\) \['grid_size'\]"):
+    models.create("student", grid_size=3)
+
+
+@pytest.mark.parametrize("name", ["student_tiny", "teacher_tiny"])
+def test_tiny_presets_train_and_eval(name):
+  model = models.create(name)
+  x = np.random.default_rng(0).standard_normal((2, 75, 99, 3)).astype(np.float32)
+  variables = random_variables(model, x)
+  scores, taps = jax.jit(model.apply)(variables, x)
+  assert scores.shape == (2,) and taps["levels"].shape == (5, 2, 12, 12, 32)
+  assert taps["dof"].shape == (3, 2, 12, 12, 32) and taps["fused"].shape == (2, 12, 12, 32)
+  if model.sigmoid:
+    assert np.all((scores > 0) & (scores < 1))
+
+  @jax.jit
+  def train_apply(variables, rng):
+    return model.apply(variables, x, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+  (train_scores, _), updates = train_apply(variables, jax.random.key(1))
+  assert not np.allclose(train_scores, scores)  # dropout and batch statistics are on
+  changed = jax.tree.map(lambda a, b: not np.allclose(a, b), updates["batch_stats"], variables["batch_stats"])
+  assert all(jax.tree.leaves(changed))
+
+
+def test_bfloat16_compute_keeps_float32_params():
+  model = models.create("student_tiny", dtype=jnp.bfloat16)
+  x = np.zeros((1, 64, 64, 3), np.float32)
+  abstract = jax.eval_shape(model.init, jax.random.key(0), x)
+  assert {leaf.dtype for leaf in jax.tree.leaves(abstract)} == {jnp.dtype(jnp.float32)}
+  scores, taps = jax.jit(model.apply)(random_variables(model, x), x)
+  assert scores.dtype == jnp.float32 and taps["levels"].dtype == jnp.bfloat16
