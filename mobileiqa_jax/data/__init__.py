@@ -1,0 +1,1 @@
+"""Datasets and input pipelines: TFDS builders, CSV and synthetic sources, grain loaders."""

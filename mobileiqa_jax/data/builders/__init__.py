@@ -1,0 +1,1 @@
+"""TFDS builders for the public IQA sets, from the files their owners distribute."""

@@ -1,0 +1,64 @@
+"""Every knob of the data layer, with defaults that run anywhere.
+
+The training config embeds this as `config.data` and may override any field.
+"""
+import ml_collections
+
+# Which datasets exist; `pipeline.make_source` dispatches on these names.
+DATASET_NAMES = ("synthetic", "uhd_iqa", "koniq10k", "livec", "spaq", "bid", "csv")
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the data config.
+
+  Fields:
+    name: one of DATASET_NAMES. 'synthetic' needs no files and is the default.
+    data_dir: where `python -m mobileiqa_jax.data.build` wrote the public sets
+      (the TFDS data_dir); unused by 'synthetic' and 'csv'.
+    csv: for name='csv', a CSV with columns `path,mos[,split]`.
+    image_root: for name='csv', the folder relative paths are resolved against
+      (default: the CSV's own folder).
+    csv_mos_range: for name='csv', the (low, high) range the MOS column is in;
+      labels are scaled linearly from it to 0..1 and values outside it fail
+      naming the row. () instead min-max scales over the whole CSV.
+    split: 'official' (the owner's train/validation/test, where the set has
+      one; UHD-IQA, KonIQ-10k) or 'random' (the seeded 80/20 of the paper).
+    split_seed: the seed of the random split.
+    train_fraction: the training share of the random split.
+    height, width: the size every image is resized to (bicubic).
+    num_workers: grain worker processes per JAX process (0 = in-process).
+    worker_buffer_size: batches each worker prepares ahead.
+    seed: the default shuffle/flip seed of the loaders.
+    skip_bad_images: skip (and count) unreadable images instead of failing.
+    synthetic: the generated dataset (see `synthetic/source.py`).
+  """
+  config = ml_collections.ConfigDict()
+  config.name = "synthetic"
+  config.data_dir = "~/tensorflow_datasets"
+  config.csv = ""
+  config.image_root = ""
+  config.csv_mos_range = (0.0, 1.0)
+  config.split = "random"
+  config.split_seed = 3407
+  config.train_fraction = 0.8
+  config.height = 512
+  config.width = 512
+  config.num_workers = 2
+  config.worker_buffer_size = 2
+  config.seed = 3407
+  config.skip_bad_images = False
+
+  config.synthetic = ml_collections.ConfigDict()
+  config.synthetic.seed = 0
+  config.synthetic.num_train = 2048
+  config.synthetic.num_validation = 256
+  config.synthetic.num_test = 256
+  # The size images are generated at (before the pipeline's resize). Generating
+  # at the training size skips the resize; any size up to 4K works.
+  config.synthetic.height = 512
+  config.synthetic.width = 512
+  # Probability that an image is left clean (label 1.0).
+  config.synthetic.clean_fraction = 0.05
+  # At most this many distortions are stacked on one image.
+  config.synthetic.max_distortions = 2
+  return config

@@ -1,0 +1,173 @@
+"""grain input pipelines for training and evaluation.
+
+`make_source` gives the raw records of a split; `make_loader` turns them into
+batches: decode (any mode -> RGB, EXIF upright), bicubic resize to
+(data.height, data.width), random flips when training, ImageNet
+normalisation, and batching of this process's part of the global batch.
+
+Iterator-state contract: `it = iter(loader)` is a grain DataLoaderIterator.
+`it.get_state()` returns bytes (JSON) that fit in a checkpoint; on a fresh
+loader made by `make_loader` with the same data config, split, batch size,
+`train`, seed, num_epochs and process index/count, and with the same
+data.num_workers, `it.set_state(state)` makes the iterator continue with
+exactly the batches the saved one would have produced next (grain checks the
+sampler, the source and the worker count and refuses a mismatched state).
+Each process saves and restores its own state.
+"""
+import math
+
+from absl import flags
+import grain
+import jax
+import ml_collections
+
+from mobileiqa_jax.data import config
+from mobileiqa_jax.data import preprocess
+from mobileiqa_jax.data import sources
+from mobileiqa_jax.data import splits
+from mobileiqa_jax.data.synthetic import source as synthetic_source
+
+# Storage order of the public sets' TFDS splits; the random split permutes
+# their concatenation, so this order is part of its definition.
+_STORED_SPLITS = (splits.TRAIN, splits.VALIDATION, splits.TEST, "full")
+
+
+def _public_source(data_cfg: ml_collections.ConfigDict, split: str):
+  # TFDS is only imported for the public sets.
+  from mobileiqa_jax.data import build  # pylint: disable=g-import-not-at-top
+
+  builder = build.load_builder(data_cfg.name, data_cfg.data_dir)
+  stored = [s for s in _STORED_SPLITS if s in builder.info.splits]
+  if data_cfg.split == "official":
+    if not builder.HAS_OFFICIAL_SPLIT:
+      raise ValueError(f"dataset {data_cfg.name!r} has no official split; "
+                       "use data.split='random' (the paper's seeded 80/20)")
+    return sources.IndexedSource([builder.as_data_source(split)])
+  if data_cfg.split != "random":
+    raise ValueError(f"data.split must be 'official' or 'random', got {data_cfg.split!r}")
+  parts = [builder.as_data_source(s) for s in stored]
+  total = sum(len(p) for p in parts)
+  indices = splits.random_split(total, data_cfg.split_seed, data_cfg.train_fraction, split)
+  return sources.IndexedSource(parts, indices)
+
+
+def make_source(data_cfg: ml_collections.ConfigDict, split: str):
+  """The raw records of one split, as a grain random-access source.
+
+  Args:
+    data_cfg: the data config (`config.get_config()`).
+    split: 'train', 'validation' or 'test'. Where a set has only the random
+      80/20 split (LIVE Challenge, SPAQ, BID, a CSV without a split column, or
+      any set with data.split='random'), 'validation' and 'test' are the same
+      held-out 20%. The synthetic set has three disjoint generated splits.
+
+  Returns:
+    A source with len() and [] yielding dicts with `image` (bytes or uint8
+    array), `label` (float, 0..1), `mos` (the raw score) and `name`.
+  """
+  if split not in splits.SPLITS:
+    raise ValueError(f"split must be one of {splits.SPLITS}, got {split!r}")
+  name = data_cfg.name
+  if name not in config.DATASET_NAMES:
+    raise ValueError(f"data.name must be one of {config.DATASET_NAMES}, got {name!r}")
+  if name == "synthetic":
+    synthetic = data_cfg.synthetic
+    return synthetic_source.SyntheticSource(
+        seed=synthetic.seed, split=split,
+        num_examples={"train": synthetic.num_train, "validation": synthetic.num_validation,
+                      "test": synthetic.num_test}[split],
+        height=synthetic.height, width=synthetic.width,
+        clean_fraction=synthetic.clean_fraction, max_distortions=synthetic.max_distortions)
+  if name == "csv":
+    return sources.CsvSource(
+        data_cfg.csv, split, image_root=data_cfg.image_root,
+        mos_range=tuple(data_cfg.csv_mos_range), split_mode=data_cfg.split,
+        split_seed=data_cfg.split_seed, train_fraction=data_cfg.train_fraction,
+        skip_bad_images=data_cfg.skip_bad_images)
+  return _public_source(data_cfg, split)
+
+
+def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch_size: int,
+                train: bool, seed: int, num_epochs: int | None = None,
+                process_index: int | None = None,
+                process_count: int | None = None) -> grain.DataLoader:
+  """A grain DataLoader over this process's shard of a split.
+
+  Each process reads only its own contiguous shard of the split and yields
+  global_batch_size // process_count examples per batch, as dicts of NumPy
+  arrays: image float32 (B, H, W, 3) ImageNet-normalised, label float32 (B,),
+  valid bool (B,).
+
+  Training: the shard is reshuffled every epoch with `seed` (each epoch a new
+  order), random horizontal and vertical flips, an incomplete last batch is
+  dropped; num_epochs=None repeats forever (batches then run across epoch
+  boundaries). Shards are cut to equal size, so every process yields the
+  same number of batches; at most process_count - 1 examples go unread.
+
+  Evaluation (train=False): one pass, no flips; the split is padded with
+  valid=False rows to a multiple of global_batch_size (times num_workers), so
+  every process yields the same number of full batches and every real
+  example appears exactly once across processes. With num_workers=0 the
+  order is the storage order; with workers each batch is assembled by one
+  worker from every num_workers-th example, a fixed interleaving.
+  `num_epochs` is ignored.
+
+  With workers, arrays arrive as grain SharedMemoryArray (an np.ndarray
+  subclass); np.asarray or jax.device_put accept them as they are.
+
+  See the module docstring for the iterator-state contract.
+
+  Args:
+    data_cfg: the data config.
+    split: 'train', 'validation' or 'test'.
+    global_batch_size: examples per step across all processes; must divide by
+      process_count.
+    train: training or evaluation behaviour (above).
+    seed: shuffle and flip seed (a non-negative 32-bit int).
+    num_epochs: training epochs (None: repeat forever).
+    process_index, process_count: this process and how many there are
+      (default: jax.process_index() and jax.process_count()).
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if global_batch_size % process_count:
+    raise ValueError(f"global batch {global_batch_size} does not split over "
+                     f"{process_count} processes")
+  local_batch_size = global_batch_size // process_count
+  source = make_source(data_cfg, split)
+
+  operations = [preprocess.DecodeAndResize(data_cfg.height, data_cfg.width)]
+  if train:
+    operations.append(preprocess.RandomFlips())
+  operations += [preprocess.Normalize(),
+                 grain.transforms.Batch(local_batch_size, drop_remainder=train)]
+
+  if train:
+    if len(source) // process_count < local_batch_size:
+      raise ValueError(f"split {split!r} has {len(source)} examples, fewer than one batch "
+                       f"of {local_batch_size} per process")
+    shard_options = grain.sharding.ShardOptions(process_index, process_count,
+                                                drop_remainder=True)
+    sampler = grain.samplers.IndexSampler(
+        len(source), shard_options=shard_options, shuffle=True, num_epochs=num_epochs,
+        seed=seed)
+  else:
+    # grain batches inside each worker, and worker w of W takes every W-th
+    # example of the process's shard; padding to a multiple of
+    # global_batch_size * W gives every worker whole batches only.
+    chunk = global_batch_size * max(1, data_cfg.num_workers)
+    padded_length = math.ceil(len(source) / chunk) * chunk
+    source = sources.PaddedSource(source, padded_length)
+    shard_options = grain.sharding.ShardOptions(process_index, process_count,
+                                                drop_remainder=False)
+    sampler = grain.samplers.IndexSampler(
+        len(source), shard_options=shard_options, shuffle=False, num_epochs=1, seed=seed)
+  if data_cfg.num_workers and not flags.FLAGS.is_parsed():
+    # grain's worker pool reads its absl flags; outside absl.app.run (tests,
+    # notebooks) they are unparsed and reading them raises. Their defaults
+    # are what we want.
+    flags.FLAGS.mark_as_parsed()
+  return grain.DataLoader(
+      data_source=source, sampler=sampler, operations=operations,
+      worker_count=data_cfg.num_workers, worker_buffer_size=data_cfg.worker_buffer_size,
+      shard_options=shard_options)

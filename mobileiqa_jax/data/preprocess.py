@@ -1,0 +1,86 @@
+"""Per-example grain transforms: decode + resize, random flips, normalisation.
+
+A raw record (what `pipeline.make_source` yields) is a dict with
+  image: encoded bytes, or an already decoded (H, W, 3) uint8 array;
+  label: the quality label in 0..1;
+  valid: optional, False for padding rows that only fill an evaluation batch;
+  and optional metadata (name, mos) the transforms drop, because grain batches
+  every leaf and strings do not batch into arrays.
+"""
+import dataclasses
+
+import grain
+import numpy as np
+from PIL import Image
+
+from mobileiqa_jax.data import decode
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Resizes (H, W, 3) uint8 to (height, width, 3) with PIL's bicubic filter.
+
+  PIL is what the reference PyTorch loader resizes with, so the pixels match
+  it (PIL's bicubic widens its support when shrinking, i.e. antialiases).
+  """
+  if image.shape[:2] == (height, width):
+    return image
+  return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeAndResize(grain.transforms.Map):
+  """Raw record -> {'image': (height, width, 3) uint8, 'label', 'valid'}."""
+  height: int
+  width: int
+
+  def map(self, record):
+    valid = bool(record.get("valid", True))
+    if not valid:
+      # Padding rows carry no image; zeros keep the batch shape.
+      image = np.zeros((self.height, self.width, 3), np.uint8)
+    else:
+      image = record["image"]
+      if not isinstance(image, np.ndarray):
+        name = record.get("name", "<unnamed>")
+        if isinstance(name, bytes):
+          name = name.decode("utf-8", "replace")
+        image = decode.decode_rgb(image, name)
+      image = resize_bicubic(image, self.height, self.width)
+    return {
+        "image": image,
+        "label": np.float32(record["label"]),
+        "valid": np.bool_(valid),
+    }
+
+
+class RandomFlips(grain.transforms.RandomMap):
+  """Independent horizontal and vertical flips, each with probability 1/2.
+
+  grain hands every record its own generator seeded from (seed, position), so
+  the flips are reproducible and survive a checkpoint/restore.
+  """
+
+  def random_map(self, example, rng: np.random.Generator):
+    image = example["image"]
+    flip_h, flip_v = rng.random(2) < 0.5
+    if flip_h:
+      image = image[:, ::-1]
+    if flip_v:
+      image = image[::-1]
+    return {**example, "image": np.ascontiguousarray(image)}
+
+
+class Normalize(grain.transforms.Map):
+  """uint8 RGB -> float32 ImageNet-normalised ((x / 255 - mean) / std)."""
+
+  _scale = (1.0 / (255.0 * np.asarray(IMAGENET_STD))).astype(np.float32)
+  _shift = (np.asarray(IMAGENET_MEAN) / np.asarray(IMAGENET_STD)).astype(np.float32)
+
+  def map(self, example):
+    image = example["image"].astype(np.float32)
+    image *= self._scale
+    image -= self._shift
+    return {**example, "image": image}

@@ -1,0 +1,1 @@
+"""A procedurally generated IQA dataset: clean scenes, distortions, MS-SSIM labels."""
