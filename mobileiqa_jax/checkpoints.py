@@ -1,17 +1,28 @@
-"""Model checkpoints: a network's variables plus what is needed to rebuild it.
+"""Checkpoints: model checkpoints for scoring and export, and training runs.
 
-A model checkpoint is one orbax checkpoint directory whose custom metadata
+A *model checkpoint* is one orbax checkpoint directory whose custom metadata
 names the preset and field overrides, so `load_model(path)` needs nothing
-else. orbax writes into a temporary directory and renames it when complete,
-so a failed or interrupted save leaves no half-written checkpoint.
-"""
+else (`python -m mobileiqa_jax.convert` writes these).
 
+A *training workdir* holds two orbax CheckpointManagers:
+  checkpoints/latest/<step>/  variables, training (step, optimiser state, rng),
+                              data (each process's grain iterator state), model
+  checkpoints/best/<step>/    variables and model, for the best evaluation
+                              (SRCC + PLCC + KRCC), with its metrics
+Resuming reads `latest`; scoring, export and distillation read `best` (or
+`latest` before any evaluation). orbax writes each checkpoint into a temporary
+directory and renames it when complete, so an interrupted save is never read.
+"""
+import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
 from mobileiqa_jax import models
+
+LATEST = "checkpoints/latest"
+BEST = "checkpoints/best"
 
 
 def save_model(directory, variables, model_name: str, overrides: dict | None = None,
@@ -36,26 +47,114 @@ def is_model_checkpoint(directory) -> bool:
   return (directory / "_CHECKPOINT_METADATA").exists() and (directory / "_METADATA").exists()
 
 
-def load_model(directory):
-  """(module, variables, metadata) from a directory written by `save_model`.
+def _manager(directory, **options):
+  return ocp.CheckpointManager(epath.Path(directory),
+                               options=ocp.CheckpointManagerOptions(create=False, **options))
+
+
+def _from_workdir(workdir: epath.Path, which: str):
+  for sub in (BEST, LATEST) if which == "best" else (LATEST,):
+    if (workdir / sub).exists():
+      manager = _manager(workdir / sub)
+      step = manager.latest_step()
+      if step is not None:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            variables=ocp.args.StandardRestore(), model=ocp.args.JsonRestore()))
+        return restored["variables"], dict(restored["model"], step=step, source=str(workdir / sub))
+  return None
+
+
+def load_model(path, which: str = "best"):
+  """(module, variables, metadata) from a model checkpoint or a training workdir.
+
+  From a workdir: its best checkpoint (or its latest if there is no best
+  yet), or with which='latest' the latest.
 
   Raises:
-    FileNotFoundError: `directory` is not a model checkpoint.
+    FileNotFoundError: `path` is neither, or the workdir has no checkpoint yet.
   """
-  directory = epath.Path(directory)
-  if not is_model_checkpoint(directory):
-    raise FileNotFoundError(
-        f"{directory}: not a model checkpoint (expected one written by "
-        "`python -m mobileiqa_jax.convert` or by training)")
-  checkpointer = ocp.StandardCheckpointer()
-  metadata = dict(checkpointer.metadata(directory).custom_metadata or {})
+  path = epath.Path(path)
+  if is_model_checkpoint(path):
+    checkpointer = ocp.StandardCheckpointer()
+    metadata = dict(checkpointer.metadata(path).custom_metadata or {})
+    variables = checkpointer.restore(path)
+  else:
+    found = _from_workdir(path, which) if path.exists() else None
+    if found is None:
+      raise FileNotFoundError(
+          f"{path}: neither a model checkpoint (from `python -m mobileiqa_jax.convert`) "
+          f"nor a training workdir with checkpoints under {BEST} or {LATEST}")
+    variables, metadata = found
   if "model" not in metadata:
-    raise ValueError(f"{directory}: checkpoint metadata does not name its model")
+    raise ValueError(f"{path}: checkpoint metadata does not name its model")
   module = models.create(metadata["model"], **metadata.get("overrides", {}))
-  return module, checkpointer.restore(directory), metadata
+  return module, variables, metadata
 
 
 def count_params(tree) -> int:
   return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
+class TrainingCheckpoints:
+  """The `latest` and `best` managers of a training workdir."""
+
+  def __init__(self, workdir, model_metadata: dict, keep_latest: int = 1):
+    workdir = epath.Path(workdir)
+    self.model_metadata = dict(model_metadata)
+    self.latest = ocp.CheckpointManager(
+        workdir / LATEST, options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep_latest, enable_async_checkpointing=True))
+    self.best = ocp.CheckpointManager(
+        workdir / BEST, options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, best_fn=lambda metrics: metrics["sum"], best_mode="max",
+            enable_async_checkpointing=True))
+
+  def save_latest(self, state, iterator):
+    step = int(state.step)
+    self.latest.save(step, args=ocp.args.Composite(
+        variables=ocp.args.StandardSave(state.variables),
+        training=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state,
+                                        "rng": state.rng}),
+        data=grain.checkpoint.CheckpointSave(iterator),
+        model=ocp.args.JsonSave(self.model_metadata)))
+
+  def save_best(self, state, metrics: dict):
+    """Saves when `metrics['sum']` beats the best so far; returns whether it did."""
+    best_step = self.best.best_step()
+    if best_step is not None and self.best.metrics(best_step)["sum"] >= metrics["sum"]:
+      return False
+    step = int(state.step)
+    if step in self.best.all_steps():
+      return False
+    self.best.save(step, metrics={k: float(v) for k, v in metrics.items()},
+                   args=ocp.args.Composite(
+                       variables=ocp.args.StandardSave(state.variables),
+                       model=ocp.args.JsonSave(self.model_metadata)))
+    return True
+
+  def restore_latest(self, abstract_state, iterator):
+    """The last saved state (onto `abstract_state`'s shardings), or None.
+
+    Also moves `iterator` to where that state's run had its data.
+    """
+    step = self.latest.latest_step()
+    if step is None:
+      return None
+    abstract_training = {"step": abstract_state.step, "opt_state": abstract_state.opt_state,
+                         "rng": abstract_state.rng}
+    restored = self.latest.restore(step, args=ocp.args.Composite(
+        variables=ocp.args.StandardRestore(abstract_state.variables),
+        training=ocp.args.StandardRestore(abstract_training),
+        data=grain.checkpoint.CheckpointRestore(iterator)))
+    variables, training = restored["variables"], restored["training"]
+    return abstract_state.replace(
+        step=training["step"], params=variables["params"],
+        batch_stats=variables["batch_stats"], opt_state=training["opt_state"], rng=training["rng"])
+
+  def wait(self):
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def close(self):
+    self.latest.close()
+    self.best.close()

@@ -2,11 +2,19 @@
 import importlib.util
 import os
 import pathlib
+import tempfile
 
 import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Many tests compile the same tiny networks, in this process and in the
+# subprocesses they start (which inherit the environment): a persistent
+# compilation cache turns each repeat from tens of seconds into a few.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "mobileiqa-jax-test-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
 def parity_dir() -> pathlib.Path:

@@ -145,6 +145,13 @@ def from_timm(source, name):
   return traverse_util.unflatten_dict(flat)
 
 
+def check_variables(variables, expected, source: str):
+  """Raises ConversionError unless `variables` has exactly `expected`'s leaves
+  and shapes (`expected` may be abstract, e.g. from jax.eval_shape)."""
+  _check({k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables).items()},
+         traverse_util.flatten_dict(expected), source)
+
+
 def merge_variables(base, update):
   """`base` with every leaf that `update` has replaced (shapes must agree)."""
   flat = traverse_util.flatten_dict(base)

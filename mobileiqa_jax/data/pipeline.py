@@ -15,6 +15,7 @@ sampler, the source and the worker count and refuses a mismatched state).
 Each process saves and restores its own state.
 """
 import math
+import sys
 
 from absl import flags
 import grain
@@ -49,6 +50,44 @@ def _public_source(data_cfg: ml_collections.ConfigDict, split: str):
   total = sum(len(p) for p in parts)
   indices = splits.random_split(total, data_cfg.split_seed, data_cfg.train_fraction, split)
   return sources.IndexedSource(parts, indices)
+
+
+class GlobalBatchSampler:
+  """One shuffled order of the whole split, cut into global batches, of which
+  each process reads its own contiguous slice.
+
+  Global batch k is therefore the same examples, with the same flips, however
+  many processes share it: a run on 2 hosts sees exactly the data of a run on
+  1 host (so results can be compared, and a run can resume on another
+  topology), while every process still reads only the examples it trains on.
+  A global batch may straddle an epoch boundary; each epoch is reshuffled.
+  """
+
+  def __init__(self, num_records: int, global_batch_size: int, process_index: int,
+               process_count: int, *, seed: int, num_epochs: int | None):
+    self._global = global_batch_size
+    self._local = global_batch_size // process_count
+    self._process_index = process_index
+    self._order = grain.samplers.IndexSampler(
+        num_records, shuffle=True, num_epochs=num_epochs, seed=seed)
+    self._repr = (f"GlobalBatchSampler({num_records}, {global_batch_size}, {process_index}, "
+                  f"{process_count}, seed={seed}, num_epochs={num_epochs})")
+    self._length = (sys.maxsize if num_epochs is None
+                    else num_records * num_epochs // global_batch_size * self._local)
+
+  def __len__(self) -> int:
+    return self._length
+
+  def __repr__(self) -> str:
+    return self._repr
+
+  def __getitem__(self, index: int):
+    if index < 0 or index >= self._length:
+      raise IndexError(f"index {index} out of range for {self._repr}")
+    batch, offset = divmod(index, self._local)
+    position = batch * self._global + self._process_index * self._local + offset
+    chosen = self._order[position]  # its rng (the flips) depends on the global position
+    return grain.RecordMetadata(index=index, record_key=chosen.record_key, rng=chosen.rng)
 
 
 def make_source(data_cfg: ml_collections.ConfigDict, split: str):
@@ -93,7 +132,7 @@ def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch
                 process_count: int | None = None) -> grain.DataLoader:
   """A grain DataLoader over this process's shard of a split.
 
-  Each process reads only its own contiguous shard of the split and yields
+  Each process reads only its own part of each batch and yields
   global_batch_size // process_count examples per batch, as dicts of NumPy
   arrays: image float32 (B, H, W, 3) ImageNet-normalised, label float32 (B,),
   valid bool (B,).
@@ -101,8 +140,8 @@ def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch
   Training: the shard is reshuffled every epoch with `seed` (each epoch a new
   order), random horizontal and vertical flips, an incomplete last batch is
   dropped; num_epochs=None repeats forever (batches then run across epoch
-  boundaries). Shards are cut to equal size, so every process yields the
-  same number of batches; at most process_count - 1 examples go unread.
+  boundaries). Training batches come from `GlobalBatchSampler`: the global
+  batch at each step does not depend on the number of processes.
 
   Evaluation (train=False): one pass, no flips; the split is padded with
   valid=False rows to a multiple of global_batch_size (times num_workers), so
@@ -143,14 +182,13 @@ def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch
                  grain.transforms.Batch(local_batch_size, drop_remainder=train)]
 
   if train:
-    if len(source) // process_count < local_batch_size:
-      raise ValueError(f"split {split!r} has {len(source)} examples, fewer than one batch "
-                       f"of {local_batch_size} per process")
-    shard_options = grain.sharding.ShardOptions(process_index, process_count,
-                                                drop_remainder=True)
-    sampler = grain.samplers.IndexSampler(
-        len(source), shard_options=shard_options, shuffle=True, num_epochs=num_epochs,
-        seed=seed)
+    if len(source) < global_batch_size:
+      raise ValueError(f"split {split!r} has {len(source)} examples, fewer than one global "
+                       f"batch of {global_batch_size}")
+    sampler = GlobalBatchSampler(len(source), global_batch_size, process_index, process_count,
+                                 seed=seed, num_epochs=num_epochs)
+    # The sampler already gives this process its slice of every global batch.
+    shard_options = grain.sharding.NoSharding()
   else:
     # grain batches inside each worker, and worker w of W takes every W-th
     # example of the process's shard; padding to a multiple of

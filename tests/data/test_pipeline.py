@@ -186,3 +186,20 @@ def test_benchmark_smoke():
                           capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "pipeline:" in result.stdout and "synthetic generator:" in result.stdout
+
+
+def test_global_batches_do_not_depend_on_process_count(labelled_csv):
+  cfg = _cfg(labelled_csv)
+
+  def batches(process_index, process_count):
+    loader = pipeline.make_loader(cfg, "train", global_batch_size=4, train=True, seed=3,
+                                  num_epochs=2, process_index=process_index,
+                                  process_count=process_count)
+    return [(b["label"], b["image"]) for b in loader]
+
+  alone = batches(0, 1)
+  halves = [batches(0, 2), batches(1, 2)]
+  assert len(alone) == len(halves[0]) == len(halves[1]) == 9  # 2 epochs of 18, batches of 4
+  for k, (labels, images) in enumerate(alone):
+    np.testing.assert_array_equal(labels, np.concatenate([halves[0][k][0], halves[1][k][0]]))
+    np.testing.assert_array_equal(images, np.concatenate([halves[0][k][1], halves[1][k][1]]))

@@ -1,0 +1,64 @@
+"""Entry point: `python -m mobileiqa_jax.main --config=configs/distill.py --workdir=DIR`.
+
+`config.mode` picks the job: train (teacher or distillation, by the config),
+eval, export, or recipe (teacher, then distilled student, then the table). On a pod or cluster the same command runs once per host; with
+--coordinator_address (or on TPU/SLURM, where JAX finds it) the processes
+join one jax.distributed runtime first.
+"""
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from mobileiqa_jax.train import loop
+from mobileiqa_jax.train import recipe
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs).")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Join a jax.distributed runtime (implied by --coordinator_address).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the runtime.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+
+
+def initialize_distributed():
+  """Joins the runtime; arguments left None are found by JAX (TPU, SLURM, ...)."""
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+
+
+def run(config, workdir: str):
+  """Runs the job `config.mode` names; what tests and notebooks call too."""
+  if config.mode == "train":
+    return loop.train_and_evaluate(config, workdir)
+  if config.mode == "eval":
+    return loop.evaluate(config, workdir)
+  if config.mode == "export":
+    # TensorFlow is imported only for this job.
+    from mobileiqa_jax.export import job  # pylint: disable=g-import-not-at-top
+    return job.export_from_config(config, workdir)
+  if config.mode == "recipe":
+    return recipe.teacher_then_student(config, workdir)
+  raise ValueError(f"config.mode must be train, eval, export or recipe, got {config.mode!r}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required")
+  logging.set_verbosity(logging.INFO)
+  initialize_distributed()
+  logging.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count(),
+               jax.devices()[0].platform)
+  run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

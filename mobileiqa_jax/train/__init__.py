@@ -1,0 +1,1 @@
+"""Teacher training and knowledge distillation under jit with explicit shardings."""

@@ -1,0 +1,135 @@
+"""The defaults every config starts from, and the strict parser of config args.
+
+Config files in configs/ call `base_config(...)` and change what their job
+needs. Every knob of training lives here, none in the train code.
+"""
+import ml_collections
+
+from mobileiqa_jax.data import config as data_config
+
+# The paper's input size per dataset (height, width); UHD-IQA at full resolution.
+DATASET_SIZES = {
+    "uhd_iqa": (1231, 1907),
+    "koniq10k": (512, 512),
+    "livec": (512, 512),
+    "spaq": (512, 512),
+    "bid": (512, 512),
+    "csv": (512, 512),
+    "synthetic": (512, 512),
+}
+# 'runlocal': tiny models, small images, a short run: a laptop or CI in minutes.
+FLAGS = ("runlocal",)
+
+
+def parse_arg(arg: str | None, allowed_flags=FLAGS) -> tuple[str, set[str]]:
+  """'uhd_iqa,runlocal' -> ('uhd_iqa', {'runlocal'}); unknown words fail.
+
+  The dataset defaults to 'synthetic'.
+  """
+  dataset, flags = "synthetic", set()
+  for word in filter(None, (arg or "").split(",")):
+    if word in DATASET_SIZES:
+      dataset = word
+    elif word in allowed_flags:
+      flags.add(word)
+    else:
+      raise ValueError(f"unknown config arg {word!r}; datasets: {sorted(DATASET_SIZES)}, "
+                       f"flags: {sorted(allowed_flags)}")
+  return dataset, flags
+
+
+def base_config(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
+  """The paper's recipe on `dataset` (DESIGN.md), or its runlocal shrink."""
+  config = ml_collections.ConfigDict()
+  config.mode = "train"  # train | eval | export
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "teacher"
+  config.model.dtype = "float32"  # compute dtype; bfloat16 on TPU; params stay float32
+  config.model.overrides = ml_collections.ConfigDict()
+
+  config.data = data_config.get_config()
+  config.data.name = dataset
+  config.data.height, config.data.width = DATASET_SIZES[dataset]
+  config.data.split = "official" if dataset == "uhd_iqa" else "random"
+
+  config.seed = 3407
+  config.batch_size = 8  # global, across all devices and hosts
+  config.eval_batch_size = 8
+  config.grad_accumulation_steps = 1
+  config.num_epochs = 10
+  config.num_train_steps = 0  # > 0 overrides num_epochs
+  config.eval_split = "validation" if dataset == "uhd_iqa" else "test"
+  config.eval_every_steps = 0  # 0: at the end of every epoch only
+  config.checkpoint_every_steps = 0  # 0: at every evaluation only
+  config.log_every_steps = 10
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.kind = "mse"  # mse | mae
+  config.loss.score_weight = 1.0
+  config.loss.dof_weight = 1.0
+  config.loss.levels_weight = 1.0
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = "adam_l2"  # adam_l2 (the paper) | adamw
+  config.optimizer.learning_rate = 1e-5
+  config.optimizer.weight_decay = 1e-5
+  config.optimizer.cosine_t_max_epochs = 50  # adam_l2: CosineAnnealingLR(T_max) per epoch
+  config.optimizer.warmup_steps = 0  # adamw
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.999
+  config.optimizer.eps = 1e-8
+  config.optimizer.clip_norm = 0.0  # 0: off
+
+  config.distill = ml_collections.ConfigDict()
+  config.distill.enabled = False
+  config.distill.teacher = ""  # a teacher run's workdir or a model checkpoint
+  config.distill.teacher_size = ()  # (H, W) to run the teacher at; () = the student's
+
+  config.init = ml_collections.ConfigDict()
+  config.init.checkpoint = ""  # weights to start from (model checkpoint or workdir)
+  config.init.timm_safetensors = ""  # or: an ImageNet backbone from timm
+
+  config.sharding = ml_collections.ConfigDict()
+  config.sharding.model_axis = 1  # > 1 splits large kernels over a second mesh axis
+  config.sharding.min_shard_elements = 2**18
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.checkpoint = ""  # default: the workdir
+  config.eval.splits = ("validation", "test")
+
+  config.export = ml_collections.ConfigDict()
+  config.export.checkpoint = ""  # default: the workdir
+  config.export.out = ""  # default: WORKDIR/student_<quantization>.tflite
+  config.export.quantization = "float32"  # float32 | float16 | dynamic_int8
+  config.export.input_kind = "uint8"  # uint8: raw RGB, normalised in the graph | float32
+  config.export.min_srcc = 0.99  # quantised exports: SRCC vs JAX float32 below this is refused
+
+  config.recipe = ml_collections.ConfigDict()  # mode='recipe' only
+  config.recipe.teacher_model = "teacher"
+  config.recipe.student_model = "student"
+  config.recipe.baseline = True  # also train the student without distillation
+  config.recipe.export = True
+
+  if runlocal:
+    shrink(config)
+  return config
+
+
+def shrink(config: ml_collections.ConfigDict):
+  """Tiny networks on small synthetic images: minutes on a 2-core CPU."""
+  config.model.name = config.model.name.removesuffix("_tiny") + "_tiny"
+  config.recipe.teacher_model, config.recipe.student_model = "teacher_tiny", "student_tiny"
+  config.data.height = config.data.width = 128
+  config.data.num_workers = 0
+  config.data.synthetic.height = config.data.synthetic.width = 128
+  config.data.synthetic.num_train = 512
+  config.data.synthetic.num_validation = 128
+  config.data.synthetic.num_test = 128
+  config.batch_size = config.eval_batch_size = 16
+  config.num_epochs = 4
+  config.log_every_steps = 8
+  config.optimizer.name = "adamw"
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.warmup_steps = 20
+  config.optimizer.weight_decay = 1e-4

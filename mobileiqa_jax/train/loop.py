@@ -1,0 +1,232 @@
+"""The one training loop (teacher training or distillation) and evaluation.
+
+Resume order, first that applies:
+  1. the latest checkpoint in `workdir` (state, data iterator: exact resume);
+  2. `config.init.checkpoint`: a model checkpoint or another run's workdir
+     (weights only, fresh optimiser), or `config.init.timm_safetensors`
+     (backbone only);
+  3. a fresh random initialisation from `config.seed`.
+"""
+import json
+import logging
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from clu import metric_writers
+from etils import epath
+from jax.experimental import multihost_utils
+
+from mobileiqa_jax import checkpoints
+from mobileiqa_jax import convert
+from mobileiqa_jax import metrics as iqa_metrics
+from mobileiqa_jax import models
+from mobileiqa_jax.data import pipeline
+from mobileiqa_jax.train import optim
+from mobileiqa_jax.train import sharding
+from mobileiqa_jax.train import steps
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training diverged; the workdir keeps the last good checkpoint."""
+
+
+def create_model(config: ml_collections.ConfigDict):
+  """The trained network and the metadata that rebuilds it (dtype excluded:
+  checkpoints are scored in float32 unless the caller asks otherwise)."""
+  overrides = dict(config.model.get("overrides", {}))
+  model = models.create(config.model.name, dtype=jnp.dtype(config.model.dtype), **overrides)
+  return model, {"model": config.model.name, "overrides": overrides}
+
+
+def _log(message, *args):
+  if jax.process_index() == 0:
+    logging.info(message, *args)
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def evaluate_split(model, variables, config, split: str, mesh, eval_fn=None):
+  """Scores every example of `split` once (across all processes) and returns
+  (metrics, predictions, labels) on every process."""
+  loader = pipeline.make_loader(config.data, split, global_batch_size=config.eval_batch_size,
+                                train=False, seed=config.seed)
+  if eval_fn is None:
+    eval_fn = jax.jit(lambda v, b: steps.eval_step(v, b, model=model),
+                      out_shardings=sharding.replicated(mesh))
+  predictions, labels = [], []
+  for batch in loader:
+    scores, label, valid = eval_fn(variables, sharding.global_batch(batch, mesh))
+    valid = np.asarray(valid)
+    predictions.append(np.asarray(scores)[valid])
+    labels.append(np.asarray(label)[valid])
+  predictions, labels = np.concatenate(predictions), np.concatenate(labels)
+  return iqa_metrics.correlations(predictions, labels), predictions, labels
+
+
+def _initial_variables(config, model, rng, image_shape):
+  """Weights named by config.init (see the module docstring), or None."""
+  if config.init.checkpoint:
+    _, variables, metadata = checkpoints.load_model(config.init.checkpoint)
+    expected = jax.eval_shape(model.init, rng, jax.ShapeDtypeStruct(image_shape, jnp.float32))
+    convert.check_variables(variables, expected, str(config.init.checkpoint))
+    _log("initialising from %s (%s)", config.init.checkpoint, metadata.get("model"))
+    return variables
+  if config.init.timm_safetensors:
+    backbone = convert.from_timm(config.init.timm_safetensors, model)
+    _log("initialising the backbone from %s", config.init.timm_safetensors)
+    fresh = jax.tree.map(np.asarray, jax.jit(model.init)(rng, jnp.zeros(image_shape)))
+    return convert.merge_variables(fresh, backbone)
+  return None
+
+
+def _load_teacher(config, mesh):
+  teacher, variables, metadata = checkpoints.load_model(config.distill.teacher)
+  teacher = teacher.clone(dtype=jnp.dtype(config.model.dtype))
+  _log("distilling from teacher %s (%s)", config.distill.teacher, metadata.get("model"))
+  shardings = sharding.tree_shardings(variables, mesh, config.sharding.min_shard_elements)
+  return teacher, jax.device_put(variables, shardings), shardings
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (teacher, or student by distillation) and evaluates; returns the
+  final evaluation metrics on `config.eval_split`."""
+  workdir = epath.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  mesh = sharding.make_mesh(config.sharding.model_axis)
+  model, model_metadata = create_model(config)
+  batch, accumulation = config.batch_size, config.grad_accumulation_steps
+  if batch % (mesh.shape[sharding.DATA] * accumulation):
+    raise ValueError(f"batch_size {batch} must divide by data-parallel devices "
+                     f"({mesh.shape[sharding.DATA]}) x grad_accumulation_steps ({accumulation})")
+
+  steps_per_epoch = len(pipeline.make_source(config.data, "train")) // batch
+  total_steps = config.num_train_steps or config.num_epochs * steps_per_epoch
+  tx, schedule = optim.create(config.optimizer, steps_per_epoch, total_steps)
+
+  image_shape = (1, 64, 64, 3)  # parameters do not depend on the input size
+  rng = jax.random.PRNGKey(config.seed)
+  def make_state(rng, variables):
+    return steps.init_state(model, tx, rng, image_shape, variables)
+  abstract_state = jax.eval_shape(make_state, rng, None)
+  state_shardings = sharding.tree_shardings(abstract_state, mesh, config.sharding.min_shard_elements)
+  abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                abstract_state, state_shardings)
+
+  train_loader = pipeline.make_loader(config.data, "train", global_batch_size=batch, train=True,
+                                      seed=config.seed)
+  train_iter = iter(train_loader)
+  ckpt = checkpoints.TrainingCheckpoints(workdir, model_metadata)
+  state = ckpt.restore_latest(abstract_state, train_iter)
+  if state is not None:
+    _log("resumed from %s at step %d", workdir / checkpoints.LATEST, int(state.step))
+  else:
+    init_variables = _initial_variables(config, model, rng, image_shape)
+    state = jax.jit(make_state, out_shardings=state_shardings)(rng, init_variables)
+
+  teacher = teacher_variables = teacher_shardings = None
+  if config.distill.enabled:
+    teacher, teacher_variables, teacher_shardings = _load_teacher(config, mesh)
+  teacher_size = tuple(config.distill.teacher_size) if config.distill.teacher_size else None
+  weights = {"score": config.loss.score_weight, "dof": config.loss.dof_weight,
+             "levels": config.loss.levels_weight}
+  train_step = steps.jit_train_step(
+      state_shardings, sharding.batch_sharding(mesh), teacher_shardings,
+      model=model, tx=tx, schedule=schedule, loss_kind=config.loss.kind, loss_weights=weights,
+      teacher=teacher, teacher_size=teacher_size, accumulation_steps=accumulation)
+  eval_fn = jax.jit(lambda v, b: steps.eval_step(v, b, model=model),
+                    out_shardings=sharding.replicated(mesh))
+
+  writer = metric_writers.create_default_writer(
+      str(workdir / "tensorboard"), just_logging=jax.process_index() > 0)
+  step = int(state.step)
+  _log("training %s for %d steps (%d per epoch) at batch %d on %d devices, %d processes",
+       config.model.name, total_steps, steps_per_epoch, batch, jax.device_count(),
+       jax.process_count())
+
+  last_metrics, last_time, last_step, start_time, start_step = None, time.time(), step, time.time(), step
+  eval_metrics = {}
+
+  def check_finite(step_metrics, at_step):
+    values = jax.device_get(step_metrics)
+    if not np.isfinite(values["loss"]):
+      ckpt.wait()
+      good = ckpt.latest.latest_step()
+      raise NonFiniteLossError(
+          f"non-finite loss {values['loss']} at step {at_step} (terms: "
+          f"{ {k: float(v) for k, v in values.items() if k.startswith('loss_')} }); "
+          f"the last good checkpoint is step {good} in {workdir / checkpoints.LATEST}. "
+          "Lower optimizer.learning_rate or set optimizer.clip_norm, and check the data.")
+    return values
+
+  while step < total_steps:
+    state, step_metrics = train_step(state, sharding.global_batch(next(train_iter), mesh),
+                                     teacher_variables)
+    step += 1
+    end_of_epoch = step % steps_per_epoch == 0
+    do_eval = end_of_epoch or step == total_steps or (
+        config.eval_every_steps and step % config.eval_every_steps == 0)
+    do_save = do_eval or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0)
+    if step % config.log_every_steps == 0 or do_save:
+      values = check_finite(step_metrics, step)
+      now = time.time()
+      rate = (step - last_step) * batch / max(now - last_time, 1e-9)
+      eta = (total_steps - step) * (now - start_time) / max(step - start_step, 1)
+      writer.write_scalars(step, {**{k: float(v) for k, v in values.items()},
+                                  "images_per_second": rate, "epoch": step / steps_per_epoch})
+      _log("step %d/%d epoch %.2f loss %.5f grad_norm %.3g lr %.3g | %.1f img/s | ETA %s",
+           step, total_steps, step / steps_per_epoch, values["loss"], values["grad_norm"],
+           values["learning_rate"], rate, _format_eta(eta))
+      last_time, last_step = now, step
+    if do_eval:
+      eval_metrics, _, _ = evaluate_split(model, state.variables, config, config.eval_split,
+                                          mesh, eval_fn)
+      writer.write_scalars(step, {f"{config.eval_split}/{k}": v for k, v in eval_metrics.items()})
+      _log("eval %s at step %d: SRCC %.4f PLCC %.4f KRCC %.4f", config.eval_split, step,
+           eval_metrics["srcc"], eval_metrics["plcc"], eval_metrics["krcc"])
+      ckpt.save_best(state, eval_metrics)
+    if do_save:
+      ckpt.save_latest(state, train_iter)
+    last_time = time.time() if do_eval else last_time
+  writer.flush()
+  ckpt.wait()
+  ckpt.close()
+  if not eval_metrics:  # resumed after the last step: evaluate what is there
+    eval_metrics, _, _ = evaluate_split(model, state.variables, config, config.eval_split,
+                                        mesh, eval_fn)
+  return eval_metrics
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = False) -> dict:
+  """Scores `config.eval.checkpoint` (default: `workdir`) on each of
+  `config.eval.splits`, prints a table and writes eval.json in workdir."""
+  source = config.eval.checkpoint or workdir
+  model, variables, metadata = checkpoints.load_model(source)
+  model = model.clone(dtype=jnp.dtype(config.model.dtype))
+  mesh = sharding.make_mesh(config.sharding.model_axis)
+  variables = jax.device_put(variables, sharding.tree_shardings(
+      variables, mesh, config.sharding.min_shard_elements))
+  results = {}
+  for split in config.eval.splits:
+    results[split], _, _ = evaluate_split(model, variables, config, split, mesh)
+  if jax.process_index() == 0:
+    if not quiet:
+      print(format_table(results, f"{metadata['model']} from {source}"))
+    out = epath.Path(workdir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps({"checkpoint": str(source), **results}, indent=2))
+  return results
+
+
+def format_table(results: dict, title: str) -> str:
+  lines = [title, f"{'split':<12}{'SRCC':>8}{'PLCC':>8}{'KRCC':>8}"]
+  lines += [f"{split:<12}{m['srcc']:>8.4f}{m['plcc']:>8.4f}{m['krcc']:>8.4f}"
+            for split, m in results.items()]
+  return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Training throughput: one jitted `train_step` timed as the loop runs it.
+
+`measure(kind, ...)` builds the step exactly as `loop.train_and_evaluate` does
+(single-device mesh, the paper's optimiser, MSE with weights 1, 1, 1) on
+synthetic data and weights, and reports images/s and the process's peak
+resident memory while stepping. `mobileiqa_jax.benchmark` registers it as
+its training rows, each in a fresh process.
+"""
+import time
+
+import jax
+import numpy as np
+
+from mobileiqa_jax import benchmark
+from mobileiqa_jax import models
+from mobileiqa_jax.train import defaults
+from mobileiqa_jax.train import optim
+from mobileiqa_jax.train import sharding
+from mobileiqa_jax.train import steps
+
+# kind -> (trained network, frozen teacher or None)
+KINDS = {"teacher": ("teacher", None), "distill": ("student", "teacher")}
+
+
+def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch: int = 2,
+            height: int = 512, width: int = 512, **model_overrides) -> dict:
+  """Seconds per optimiser step of teacher training or distillation.
+
+  Args:
+    kind: "teacher" (the teacher trained on labels) or "distill" (the
+      student trained against a frozen teacher at the same input size).
+    repeats: timed steps (the median is reported).
+    warmup: untimed steps after compilation.
+    smoke: tiny presets on 64x64 images, for tests.
+    batch, height, width: the global batch.
+    **model_overrides: fields for both networks (e.g. adapter_band_threshold).
+
+  Returns:
+    Row fields: compile_s, step_s, steps_s, images_per_s, base/peak RSS.
+  """
+  trained, frozen = KINDS[kind]
+  if smoke:
+    trained, frozen = trained + "_tiny", frozen and frozen + "_tiny"
+    height = width = 64
+  model = models.create(trained, **model_overrides)
+  teacher = models.create(frozen, **model_overrides) if frozen else None
+  rng = np.random.default_rng(0)
+  batch_data = {"image": rng.standard_normal((batch, height, width, 3)).astype(np.float32),
+                "label": rng.uniform(size=batch).astype(np.float32),
+                "valid": np.ones(batch, bool)}
+  config = defaults.base_config("synthetic", runlocal=False)
+  tx, schedule = optim.create(config.optimizer, steps_per_epoch=100, total_steps=1000)
+  mesh = sharding.make_mesh(1, jax.devices()[:1])
+  variables = benchmark.synthetic_variables(model, height, width)
+  state = steps.init_state(model, tx, jax.random.PRNGKey(0),
+                           batch_data["image"].shape, variables)
+  state_shardings = sharding.tree_shardings(state, mesh)
+  teacher_variables, teacher_shardings = {}, {}
+  if teacher is not None:
+    teacher_variables = benchmark.synthetic_variables(teacher, height, width, seed=1)
+    teacher_shardings = sharding.tree_shardings(teacher_variables, mesh)
+  state = jax.device_put(state, state_shardings)
+  teacher_variables = jax.device_put(teacher_variables, teacher_shardings)
+  batch_data = sharding.global_batch(batch_data, mesh)
+  weights = {"score": config.loss.score_weight, "dof": config.loss.dof_weight,
+             "levels": config.loss.levels_weight}
+  step = steps.jit_train_step(state_shardings, sharding.batch_sharding(mesh), teacher_shardings,
+                              model=model, tx=tx, schedule=schedule, loss_kind="mse",
+                              loss_weights=weights, teacher=teacher)
+
+  start = time.perf_counter()
+  compiled = step.lower(state, batch_data, teacher_variables).compile()
+  compile_s = time.perf_counter() - start
+  base = benchmark.rss_bytes()
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch_data, teacher_variables)
+  jax.block_until_ready(state)
+  exact_peak = benchmark.reset_peak_rss()
+  times = []
+  for _ in range(max(repeats, 1)):
+    start = time.perf_counter()
+    state, metrics = compiled(state, batch_data, teacher_variables)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  if not np.isfinite(float(metrics["loss"])):
+    raise FloatingPointError(f"{kind} step gave a non-finite loss")
+  seconds = float(np.median(times))
+  return {"model": trained, "teacher": frozen, "batch": batch, "height": height, "width": width,
+          "compile_s": compile_s, "step_s": seconds, "steps_s": times,
+          "images_per_s": batch / seconds, "base_rss_bytes": base,
+          "peak_rss_bytes": benchmark.peak_rss_bytes(),
+          "peak_rss_includes_compile": not exact_peak,
+          "overrides": model_overrides}

@@ -1,0 +1,155 @@
+"""The real main on the synthetic set: teacher, distillation, evaluation;
+two jax.distributed processes; SIGKILL and resume.
+
+One uninterrupted teacher run is the reference for the other runs (and the
+teacher of the distillation run), so every run here has the same shapes and
+the persistent compilation cache serves the repeats.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from mobileiqa_jax import checkpoints
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SMALL = [  # a few seconds a step on two cores
+    "--config.data.height=64", "--config.data.width=64",
+    "--config.data.synthetic.height=64", "--config.data.synthetic.width=64",
+    "--config.data.synthetic.num_train=48", "--config.data.synthetic.num_validation=16",
+    "--config.data.synthetic.num_test=16",
+    "--config.batch_size=8", "--config.eval_batch_size=8",
+    "--config.num_train_steps=6", "--config.checkpoint_every_steps=2",
+    "--config.eval_every_steps=3", "--config.log_every_steps=1",
+]
+TEACHER = ["--config=configs/teacher.py:runlocal", *SMALL]
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), "XLA_FLAGS": ""}
+
+
+def main_command(workdir, *args):
+  return [sys.executable, "-m", "mobileiqa_jax.main", f"--workdir={workdir}", *args]
+
+
+def run_main(workdir, *args, timeout=600):
+  result = subprocess.run(main_command(workdir, *args), cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+  assert result.returncode == 0, result.stderr[-5000:]
+  return result
+
+
+def latest_params(workdir):
+  _, variables, metadata = checkpoints.load_model(workdir, which="latest")
+  return variables, metadata
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("teacher")
+  result = run_main(workdir, *TEACHER)
+  return workdir, result
+
+
+def test_teacher_run_trains_evaluates_and_checkpoints(teacher_run):
+  workdir, result = teacher_run
+  log = result.stderr
+  assert "step 6/6" in log and "ETA" in log and "eval test at step 6" in log
+  variables, metadata = latest_params(workdir)
+  assert metadata["step"] == 6 and metadata["model"] == "teacher_tiny"
+  assert (workdir / "checkpoints" / "best").exists()
+  assert any((workdir / "tensorboard").iterdir())
+  assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "teacher_tiny"
+
+
+def _free_port():
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def test_two_processes_agree_with_one(teacher_run, tmp_path):
+  reference, _ = latest_params(teacher_run[0])
+  port = _free_port()
+  workdir = tmp_path / "two"
+  procs = [subprocess.Popen(
+      main_command(workdir, *TEACHER, f"--coordinator_address=127.0.0.1:{port}",
+                   "--num_processes=2", f"--process_id={i}"),
+      cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  outputs = [p.communicate(timeout=900)[0] for p in procs]
+  for p, out in zip(procs, outputs):
+    assert p.returncode == 0, out[-5000:]
+  assert "process 1 of 2" in outputs[1] and "2 processes" in outputs[0]
+  got, _ = latest_params(workdir)
+  diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), got, reference)
+  worst = max(jax.tree.leaves(diffs))
+  print(f"two processes vs one: max |param diff| after 6 steps {worst:.2e}")
+  assert worst <= 1e-5
+  # The evaluation (gathered over both processes) matches too.
+  ref_eval = _last_eval(teacher_run[1].stderr)
+  assert _last_eval(outputs[0]) == pytest.approx(ref_eval, abs=1e-3)
+
+
+def _last_eval(log):
+  line = [l for l in log.splitlines() if "eval test at step" in l][-1]
+  words = line.split()
+  return [float(words[words.index(k) + 1]) for k in ("SRCC", "PLCC", "KRCC")]
+
+
+def _kill_when(proc, condition, timeout=600):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if proc.poll() is not None:
+      raise AssertionError(f"run ended before it could be killed: {proc.stderr.read()[-3000:]}")
+    if condition():
+      proc.send_signal(signal.SIGKILL)
+      proc.wait()
+      return
+    time.sleep(0.05)
+  raise AssertionError("condition never met")
+
+
+def test_killed_runs_resume_to_exactly_the_same_parameters(teacher_run, tmp_path):
+  reference, _ = latest_params(teacher_run[0])
+  workdir = tmp_path / "killed"
+  latest = workdir / "checkpoints" / "latest"
+  saving = lambda: latest.exists() and any("tmp" in p.name for p in latest.iterdir())
+  # First kill: while the first checkpoint is being written.
+  proc = subprocess.Popen(main_command(workdir, *TEACHER), cwd=REPO, env=ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  _kill_when(proc, saving)
+  # Second kill: after a complete checkpoint, mid-way through the run.
+  proc = subprocess.Popen(main_command(workdir, *TEACHER), cwd=REPO, env=ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  _kill_when(proc, lambda: (latest / "4").exists())
+  result = run_main(workdir, *TEACHER)
+  assert "resumed from" in result.stderr
+  got, metadata = latest_params(workdir)
+  assert metadata["step"] == 6
+  jax.tree.map(np.testing.assert_array_equal, got, reference)
+
+
+def test_distillation_then_evaluation(teacher_run, tmp_path):
+  workdir = tmp_path / "student"
+  result = run_main(workdir, "--config=configs/distill.py:runlocal", *SMALL,
+                    f"--config.distill.teacher={teacher_run[0]}")
+  assert "distilling from teacher" in result.stderr and "step 6/6" in result.stderr
+  _, metadata = latest_params(workdir)
+  assert metadata["model"] == "student_tiny"
+  # Only the student is saved.
+  variables, _ = latest_params(workdir)
+  assert set(variables["params"]) >= {"local_cnn"} and "global_vit" not in variables["params"]
+
+  result = run_main(workdir, "--config=configs/eval.py:runlocal", *SMALL)
+  assert "SRCC" in result.stdout and "validation" in result.stdout and "test" in result.stdout
+  table = json.loads((workdir / "eval.json").read_text())
+  assert set(table) == {"checkpoint", "validation", "test"}
+  assert -1.0 <= table["test"]["srcc"] <= 1.0
