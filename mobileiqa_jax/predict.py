@@ -1,0 +1,240 @@
+"""Scores photos with a checkpoint or an exported .tflite.
+
+  python -m mobileiqa_jax.predict --checkpoint runs/student photos/ more/*.jpg
+  python -m mobileiqa_jax.predict --checkpoint student.tflite photos/ --output scores.csv
+  python -m mobileiqa_jax.predict --checkpoint ckpt/student 'shots/**/*.png' --output scores.json
+
+IMAGES are files (scored whatever their extension), folders (searched
+recursively for image extensions, hidden entries skipped) and globs (quoted
+globs are expanded here, `**` included). Each row has `path`, `score` and
+`error`: a file that cannot be read or decoded gets an error and no score, and
+the others are still scored. --output writes CSV or JSON (by its extension)
+through a temporary file renamed into place, so it is complete or absent;
+without it a table goes to stdout. The input size is the checkpoint's trained
+size unless --size says otherwise (see `mobileiqa_jax/scoring.py`).
+
+Exit status: 0 every image scored; 2 some could not be (their rows say why);
+1 nothing was scored (no checkpoint, no images, bad options).
+"""
+import argparse
+import csv
+import glob
+import io
+import json
+import os
+import pathlib
+import sys
+import time
+import uuid
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+OUTPUT_FORMATS = (".csv", ".json")
+EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 1, 2
+
+
+def parse_size(text: str) -> tuple[int, int]:
+  """'HxW' -> (H, W)."""
+  try:
+    height, width = (int(part) for part in text.lower().split("x"))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH, e.g. 1231x1907; got '{text}'")
+  if height < 1 or width < 1:
+    raise argparse.ArgumentTypeError(f"size must be positive; got '{text}'")
+  return height, width
+
+
+def _walk(folder: str) -> list[str]:
+  found = []
+  for root, dirs, files in os.walk(folder):
+    # Hidden entries are thumbnails caches and macOS '._x.jpg' resource forks,
+    # which carry image extensions but no image.
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    found += [os.path.join(root, name) for name in sorted(files)
+              if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS]
+  return found
+
+
+def find_images(arguments: list[str]) -> list[str]:
+  """Files, folders and globs -> the files to score, in order, each once.
+
+  An argument that is no file, folder or matching glob is kept as it is, so
+  that it gets a "no such file" row instead of silently vanishing.
+  """
+  paths = []
+  for argument in arguments:
+    if os.path.isdir(argument):
+      paths += _walk(argument)
+    elif os.path.exists(argument) or not glob.has_magic(argument):
+      paths.append(argument)
+    else:
+      matches = sorted(glob.glob(argument, recursive=True)) or [argument]
+      for match in matches:
+        paths += _walk(match) if os.path.isdir(match) else [match]
+  seen, unique = set(), []
+  for path in paths:
+    key = os.path.normcase(os.path.abspath(path))
+    if key not in seen:
+      seen.add(key)
+      unique.append(path)
+  return unique
+
+
+def _score_text(score) -> str:
+  # repr of the float32 score as a Python float is exact and round-trips.
+  return "" if score is None else repr(score)
+
+
+def format_csv(rows) -> str:
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(["path", "score", "error"])
+  for path, score, error in rows:
+    writer.writerow([path, _score_text(score), error or ""])
+  return buffer.getvalue()
+
+
+def format_json(rows) -> str:
+  return json.dumps([dict(path=path, score=score, error=error) for path, score, error in rows],
+                    indent=2) + "\n"
+
+
+def format_table(rows) -> str:
+  width = max([len("path")] + [len(path) for path, _, _ in rows])
+  lines = [f"{'path':<{width}}  {'score':>8}  error"]
+  for path, score, error in rows:
+    shown = "-" if score is None else f"{score:.4f}"
+    lines.append(f"{path:<{width}}  {shown:>8}  {error or ''}".rstrip())
+  return "\n".join(lines) + "\n"
+
+
+def write_atomically(path, text: str) -> None:
+  """Writes `text` to `path` via a temporary file beside it and a rename.
+
+  Readers see the old file or the complete new one, never a part, and an
+  interrupted run leaves no output.
+  """
+  path = pathlib.Path(path)
+  # A unique name opened exclusively (not mkstemp, whose 0600 mode the
+  # rename would carry over): the file gets the umask's usual permissions.
+  temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+  try:
+    with open(temp, "x", encoding="utf-8", newline="") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temp, path)
+  finally:
+    temp.unlink(missing_ok=True)
+
+
+class Progress:
+  """`done/total, failed, rate, eta` on one carriage-returned stderr line."""
+
+  def __init__(self, total: int, stream=sys.stderr, enabled: bool = True, interval_s: float = 0.2):
+    self.total, self.done, self.failed = total, 0, 0
+    self.stream, self.enabled, self.interval_s = stream, enabled, interval_s
+    self.start = self.shown_at = time.monotonic()
+
+  def update(self, failed: bool):
+    self.done += 1
+    self.failed += failed
+    now = time.monotonic()
+    if self.enabled and (now - self.shown_at >= self.interval_s or self.done == self.total):
+      self.shown_at = now
+      rate = self.done / max(now - self.start, 1e-9)
+      eta = int((self.total - self.done) / rate)
+      self.stream.write(f"\r{self.done}/{self.total} images, {self.failed} failed, "
+                        f"{rate:.2f}/s, eta {eta // 60}m{eta % 60:02d}s ")
+      self.stream.flush()
+
+  def close(self):
+    if self.enabled and self.done:
+      self.stream.write("\n")
+      self.stream.flush()
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, but usage errors exit 1: 2 means that some images failed."""
+
+  def error(self, message):
+    self.print_usage(sys.stderr)
+    self.exit(EXIT_FATAL, f"{self.prog}: error: {message}\n")
+
+
+def _parse(argv):
+  parser = _Parser(prog="python -m mobileiqa_jax.predict", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--checkpoint", required=True,
+                      help="a model checkpoint, a training workdir or an exported .tflite")
+  parser.add_argument("images", nargs="+", metavar="IMAGES", help="files, folders or globs")
+  parser.add_argument("--output", help="write rows to this .csv or .json (default: a table on stdout)")
+  parser.add_argument("--batch-size", type=int, default=8,
+                      help="images per JAX call; the last batch is padded (default: 8)")
+  parser.add_argument("--size", type=parse_size,
+                      help="HEIGHTxWIDTH to resize to (default: the checkpoint's trained size; "
+                           "1231x1907 for converted checkpoints)")
+  parser.add_argument("--keep-aspect", action="store_true",
+                      help="fit inside the size keeping the aspect ratio, padded with the "
+                           "ImageNet mean colour (default: stretch, as in training)")
+  parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                      help="show a progress line on stderr (default: when stderr is a terminal)")
+  args = parser.parse_args(argv)
+  if args.batch_size < 1:
+    parser.error("--batch-size must be at least 1")
+  if args.output:
+    output = pathlib.Path(args.output)
+    if output.suffix.lower() not in OUTPUT_FORMATS:
+      parser.error(f"--output must end in {' or '.join(OUTPUT_FORMATS)}, got '{args.output}'")
+    # Checked now rather than after an hour of scoring.
+    if not output.parent.is_dir():
+      parser.error(f"--output: folder '{output.parent}' does not exist")
+  return args
+
+
+def main(argv=None) -> int:
+  args = _parse(argv)
+  paths = find_images(args.images)
+  if not paths:
+    print(f"error: no images found in {' '.join(args.images)}", file=sys.stderr)
+    return EXIT_FATAL
+  # JAX and the checkpoint code load only once the arguments are known good.
+  from mobileiqa_jax import scoring  # pylint: disable=g-import-not-at-top
+  try:
+    scorer = scoring.Scorer.from_checkpoint(args.checkpoint, size=args.size,
+                                            keep_aspect=args.keep_aspect,
+                                            batch_size=args.batch_size)
+  except (FileNotFoundError, ValueError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_FATAL
+  except ImportError as error:
+    print(f"error: {error}; .tflite files need the export extra: pip install -e '.[export]'",
+          file=sys.stderr)
+    return EXIT_FATAL
+  print(f"scoring {len(paths)} image(s) with {scorer.description}", file=sys.stderr)
+
+  progress = Progress(len(paths), enabled=sys.stderr.isatty() if args.progress is None
+                      else args.progress)
+  rows = []
+  try:
+    for row in scorer.iter_score_files(paths):
+      rows.append(row)
+      progress.update(failed=row.error is not None)
+  finally:
+    progress.close()
+
+  failed = [row for row in rows if row.error is not None]
+  if args.output:
+    text = (format_json if pathlib.Path(args.output).suffix.lower() == ".json" else format_csv)(rows)
+    write_atomically(args.output, text)
+    print(f"wrote {len(rows)} row(s) to {args.output}", file=sys.stderr)
+  else:
+    sys.stdout.write(format_table(rows))
+  if failed:
+    print(f"{len(failed)} of {len(rows)} image(s) could not be scored, e.g. {failed[0].path}: "
+          f"{failed[0].error}", file=sys.stderr)
+    return EXIT_SOME_FAILED
+  return EXIT_OK
+
+
+if __name__ == "__main__":
+  sys.exit(main())

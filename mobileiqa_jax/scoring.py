@@ -1,0 +1,350 @@
+"""Scoring photos with a trained network: the `Scorer` API.
+
+  from mobileiqa_jax import Scorer
+  scorer = Scorer.from_checkpoint("runs/student")        # or "student.tflite"
+  scores = scorer.score(["a.jpg", "b.png"])              # np.ndarray, shape (2,)
+  rows = scorer.score_files(paths)                       # [(path, score | None, error | None)]
+
+Every input takes the evaluation pipeline's steps: decode to upright 8-bit RGB
+(`data/decode.py`), a bicubic resize to the model's input size and ImageNet
+normalisation (`data/preprocess.py`), so a photo scores as it did in training's
+evaluation.
+
+The input size. The networks run at any size (the heads pool to a fixed grid),
+but a score is calibrated only at the size the network was trained at, because
+the backbone sees blur and noise at that scale. So:
+  - a training workdir: its config.json's `data.height` x `data.width`;
+  - a model checkpoint from `python -m mobileiqa_jax.convert`: it records no
+    size, so the paper's UHD-IQA size 1231x1907, the size the released
+    MobileIQA weights were trained at;
+  - a .tflite: its fixed input shape (also in the JSON beside it);
+and `size=(H, W)` overrides the first two (a .tflite refuses any other size).
+
+Aspect ratio. Training resizes every image to the fixed size whatever its
+shape, so the default does the same: scores then match evaluation. With
+`keep_aspect=True` the image is scaled to fit inside the size, keeping its
+shape, and centred on a border of the ImageNet mean colour. That colour is
+(almost exactly) zero after normalisation, the value the convolutions' own
+zero padding shows at every image edge, so the border adds no texture and no
+colour cast. It is still content the network never saw in training (a flat
+area reads as smooth), so letterboxed scores are comparable with each other,
+not with stretched ones; use it for sets that mix portrait and landscape.
+"""
+import collections
+import functools
+import json
+import os
+import pathlib
+from concurrent import futures
+from typing import Callable, Iterable, Iterator, NamedTuple
+
+import jax
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+
+from mobileiqa_jax import checkpoints
+from mobileiqa_jax.data import decode
+from mobileiqa_jax.data import preprocess
+from mobileiqa_jax.train import defaults
+
+# What converted checkpoints, which carry no size, are scored at.
+PAPER_SIZE = defaults.DATASET_SIZES["uhd_iqa"]
+# The letterbox border: the ImageNet mean in 0..255, i.e. ~0 once normalised.
+PAD_RGB = tuple(round(255 * m) for m in preprocess.IMAGENET_MEAN)
+# Failures that belong to one input (unreadable, not an image, too large) and
+# become its error row; anything else is a bug or the model's and propagates.
+INPUT_ERRORS = (OSError, ValueError, MemoryError)
+_DECODE_THREADS = min(4, os.cpu_count() or 1)
+_END = object()  # marks an exhausted input iterator
+
+
+def to_rgb_array(item) -> np.ndarray:
+  """A path, encoded bytes, PIL image or array -> upright (H, W, 3) uint8 RGB.
+
+  Paths and bytes are decoded exactly as the datasets are (EXIF orientation,
+  16-bit, CMYK, palette, alpha dropped). PIL images get the same conversion,
+  so `Image.open(p)` scores as `p`. Arrays must be uint8: (H, W, 3), (H, W, 4)
+  (alpha dropped) or grayscale (H, W) / (H, W, 1).
+
+  Raises:
+    decode.BadImageError: a file or bytes that do not decode.
+    OSError: a file that cannot be read.
+    ValueError: an array of another dtype or shape.
+    TypeError: anything else.
+  """
+  if isinstance(item, (str, os.PathLike)):
+    return decode.decode_rgb(pathlib.Path(item).read_bytes(), str(item))
+  if isinstance(item, (bytes, bytearray)):
+    return decode.decode_rgb(bytes(item))
+  if isinstance(item, Image.Image):
+    # exif_transpose drops the orientation tag once applied, so an image the
+    # caller already turned upright is left as it is.
+    # pylint: disable-next=protected-access
+    return np.asarray(decode._to_rgb(ImageOps.exif_transpose(item)))
+  if isinstance(item, np.ndarray):
+    if item.dtype != np.uint8:
+      # A float array could be 0..1 or 0..255; guessing would shift every score.
+      raise ValueError(f"image arrays must be uint8 RGB in 0..255, got {item.dtype}")
+    if item.ndim == 2:
+      item = item[..., None]
+    if item.ndim != 3 or item.shape[-1] not in (1, 3, 4):
+      raise ValueError(f"image arrays must be (H, W, 3) RGB, got shape {item.shape}")
+    if item.shape[-1] == 1:
+      item = np.repeat(item, 3, axis=-1)
+    return np.ascontiguousarray(item[..., :3])
+  raise TypeError(f"cannot score a {type(item).__name__}: pass a path, bytes, "
+                  "a PIL image or a uint8 (H, W, 3) array")
+
+
+def fit(image: np.ndarray, height: int, width: int, keep_aspect: bool = False) -> np.ndarray:
+  """(H, W, 3) uint8 -> (height, width, 3) uint8, stretched or letterboxed.
+
+  See the module docstring for why these two policies.
+  """
+  if not keep_aspect:
+    return preprocess.resize_bicubic(image, height, width)
+  h, w = image.shape[:2]
+  scale = min(height / h, width / w)
+  inner_h = min(height, max(1, round(h * scale)))
+  inner_w = min(width, max(1, round(w * scale)))
+  out = np.empty((height, width, 3), np.uint8)
+  out[...] = PAD_RGB
+  top, left = (height - inner_h) // 2, (width - inner_w) // 2
+  out[top:top + inner_h, left:left + inner_w] = preprocess.resize_bicubic(image, inner_h, inner_w)
+  return out
+
+
+def normalise(images: np.ndarray) -> np.ndarray:
+  """uint8 (..., 3) -> float32 ImageNet-normalised, by training's own transform."""
+  return preprocess.Normalize().map({"image": images})["image"]
+
+
+def trained_size(path) -> tuple[tuple[int, int], str]:
+  """((height, width), where it came from) for the checkpoint at `path`."""
+  config_file = pathlib.Path(path) / "config.json"
+  if config_file.is_file():
+    data = json.loads(config_file.read_text()).get("data", {})
+    if "height" in data and "width" in data:
+      return (int(data["height"]), int(data["width"])), f"trained size, from {config_file}"
+  return tuple(PAPER_SIZE), "the paper's UHD-IQA size (the checkpoint records none)"
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jax_scores(module, variables, images):
+  # The module is a static argument (linen modules hash by their fields), so
+  # every Scorer of the same network and batch shape shares one compilation.
+  scores, _ = module.apply(variables, images, train=False)
+  return scores
+
+
+class JaxBackend:
+  """uint8 batches -> scores with a Flax module, one compiled batch shape."""
+
+  def __init__(self, module, variables, batch_size: int):
+    self.module = module
+    self.variables = jax.device_put(variables)
+    self.batch_size = batch_size
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    count = len(images)
+    # A short last batch is padded to the full batch, so it reuses the
+    # compilation instead of triggering another.
+    batch = np.zeros((self.batch_size,) + images.shape[1:], np.float32)
+    batch[:count] = normalise(images)
+    return np.asarray(_jax_scores(self.module, self.variables, batch), np.float32)[:count]
+
+
+class TFLiteBackend:
+  """uint8 images -> scores with a LiteRT interpreter, one image at a time.
+
+  The file's input is fixed at batch 1. Whether it takes raw uint8 pixels or
+  ImageNet-normalised float32 comes from the JSON the export writes beside it;
+  without that file the input dtype says the same (the export writes only
+  those two kinds), and where both exist they must agree.
+  """
+
+  def __init__(self, path, num_threads: int | None = None):
+    # LiteRT belongs to the optional `export` extra.
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    path = pathlib.Path(path)
+    if not path.is_file():
+      raise FileNotFoundError(f"{path}: no such .tflite file")
+    self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    self.interpreter.allocate_tensors()
+    (self.input,), (self.output,) = (self.interpreter.get_input_details(),
+                                     self.interpreter.get_output_details())
+    shape = tuple(int(d) for d in self.input["shape"])
+    if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+      raise ValueError(f"{path}: expected a (1, H, W, 3) input, found {shape}")
+    self.size = shape[1:3]
+    self.raw_pixels = np.dtype(self.input["dtype"]) == np.uint8
+    self.sidecar = path.with_suffix(".json")
+    self.model_name = None
+    if self.sidecar.is_file():
+      self._check_sidecar(json.loads(self.sidecar.read_text()), shape)
+
+  def _check_sidecar(self, report: dict, shape: tuple[int, ...]):
+    described = report.get("input", {})
+    kind = described.get("kind")
+    if kind not in ("uint8", "float32"):
+      raise ValueError(f"{self.sidecar}: unknown input kind {kind!r}")
+    if (kind == "uint8") != self.raw_pixels or list(described.get("shape", shape)) != list(shape):
+      raise ValueError(f"{self.sidecar} describes a {kind} {described.get('shape')} input but the "
+                       f"model takes {np.dtype(self.input['dtype'])} {list(shape)}; "
+                       "is it the JSON of another export?")
+    for field, expected in (("mean", preprocess.IMAGENET_MEAN), ("std", preprocess.IMAGENET_STD)):
+      if not np.allclose(described.get(field, expected), expected):
+        raise ValueError(f"{self.sidecar}: input {field} {described[field]} is not ImageNet's, "
+                         "which is the only normalisation the networks are trained with")
+    self.model_name = report.get("model")
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    inputs = images if self.raw_pixels else normalise(images)
+    scores = np.empty(len(images), np.float32)
+    for i, x in enumerate(inputs):
+      self.interpreter.set_tensor(self.input["index"], x[None])
+      self.interpreter.invoke()
+      scores[i] = self.interpreter.get_tensor(self.output["index"]).reshape(-1)[0]
+    return scores
+
+
+class Result(NamedTuple):
+  """One scored input: `score` is None exactly when `error` says why."""
+  path: str
+  score: float | None
+  error: str | None
+
+
+class Scorer:
+  """Scores images with a checkpoint or a .tflite; build with `from_checkpoint`."""
+
+  def __init__(self, backend: Callable[[np.ndarray], np.ndarray], size: tuple[int, int], *,
+               keep_aspect: bool = False, batch_size: int = 8, description: str = ""):
+    """Wraps `backend`, which maps uint8 (n, H, W, 3) with n <= batch_size to scores (n,)."""
+    if batch_size < 1:
+      raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    self.backend = backend
+    self.size = tuple(size)
+    self.keep_aspect = keep_aspect
+    self.batch_size = batch_size
+    self.description = description
+
+  @classmethod
+  def from_checkpoint(cls, path, size: tuple[int, int] | None = None, keep_aspect: bool = False,
+                      batch_size: int = 8) -> "Scorer":
+    """A Scorer for a model checkpoint, a training workdir or a .tflite file.
+
+    Args:
+      path: a checkpoint directory (`load_model` reads it) or a `.tflite`.
+      size: (height, width) to resize to; default: the trained size (see the
+        module docstring).
+      keep_aspect: letterbox instead of stretching.
+      batch_size: images per compiled JAX call (the last batch is padded);
+        also how many a .tflite scorer decodes at a time.
+
+    Raises:
+      FileNotFoundError: nothing to load at `path`.
+      ValueError: a .tflite with a different input size than `size`, or a
+        JSON beside it that does not match it.
+    """
+    aspect = "letterboxed" if keep_aspect else "stretched"
+    if str(path).endswith(".tflite"):
+      backend = TFLiteBackend(path)
+      if size is not None and tuple(size) != backend.size:
+        raise ValueError(f"{path} takes {backend.size[0]}x{backend.size[1]} images only, "
+                         f"not {size[0]}x{size[1]}; export it again at that size")
+      kind = "uint8" if backend.raw_pixels else "float32"
+      name = backend.model_name or "model"
+      description = (f"{name} from {path} (TFLite, {kind} input) at "
+                     f"{backend.size[0]}x{backend.size[1]}, {aspect}")
+      return cls(backend, backend.size, keep_aspect=keep_aspect, batch_size=batch_size,
+                 description=description)
+    module, variables, metadata = checkpoints.load_model(path)
+    if size is None:
+      size, origin = trained_size(path)
+    else:
+      origin = "as asked"
+    description = (f"{metadata['model']} from {path} (JAX) at {size[0]}x{size[1]} ({origin}), "
+                   f"{aspect}, batches of {batch_size}")
+    return cls(JaxBackend(module, variables, batch_size), size, keep_aspect=keep_aspect,
+               batch_size=batch_size, description=description)
+
+  def prepare(self, item) -> np.ndarray:
+    """One input -> the (H, W, 3) uint8 image the network sees (before normalisation)."""
+    return fit(to_rgb_array(item), *self.size, keep_aspect=self.keep_aspect)
+
+  def score(self, inputs) -> np.ndarray:
+    """Scores of one input or a list of them, as float32 of shape (N,).
+
+    An input is a path, encoded bytes, a PIL image or a uint8 (H, W, 3)
+    array; a (N, H, W, 3) array is N inputs.
+
+    Raises:
+      decode.BadImageError, OSError, ValueError, TypeError: an input that
+        cannot be read (`score_files` reports those per file instead).
+    """
+    if isinstance(inputs, (str, bytes, os.PathLike, Image.Image)) or (
+        isinstance(inputs, np.ndarray) and inputs.ndim <= 3):
+      inputs = [inputs]
+    scores = []
+    for chunk in self._batches(inputs):
+      for _, image in chunk:
+        if isinstance(image, BaseException):
+          raise image
+      scores.append(self.backend(np.stack([image for _, image in chunk])))
+    return np.concatenate(scores) if scores else np.zeros((0,), np.float32)
+
+  def iter_score_files(self, paths: Iterable) -> Iterator[Result]:
+    """Yields a `Result` per path, in order, a batch at a time.
+
+    A file that cannot be read or decoded gets its error and no score; the
+    others are scored as usual.
+    """
+    for chunk in self._batches(paths):
+      good = [image for _, image in chunk if not isinstance(image, BaseException)]
+      scores = iter(self.backend(np.stack(good)) if good else ())
+      for path, image in chunk:
+        if isinstance(image, BaseException):
+          yield Result(str(path), None, str(image) or type(image).__name__)
+        else:
+          yield Result(str(path), float(next(scores)), None)
+
+  def score_files(self, paths: Iterable) -> list[Result]:
+    """`iter_score_files` as a list of (path, score or None, error or None)."""
+    return list(self.iter_score_files(paths))
+
+  def _prepare_or_error(self, item):
+    try:
+      return self.prepare(item)
+    except INPUT_ERRORS as error:
+      return error
+
+  def _batches(self, items: Iterable) -> Iterator[list[tuple]]:
+    """Chunks of up to `batch_size` (item, image or the error preparing it).
+
+    Decoding and resizing run on threads (PIL releases the GIL for both) up
+    to two batches ahead, so they overlap the network; the bound keeps at
+    most that many full-size images in memory however many files there are.
+    """
+    ahead = 2 * self.batch_size
+    with futures.ThreadPoolExecutor(_DECODE_THREADS) as pool:
+      pending = collections.deque()
+      chunk = []
+      items = iter(items)
+      while True:
+        while len(pending) < ahead:
+          item = next(items, _END)
+          if item is _END:
+            break
+          pending.append((item, pool.submit(self._prepare_or_error, item)))
+        if not pending:
+          break
+        item, future = pending.popleft()
+        chunk.append((item, future.result()))
+        if len(chunk) == self.batch_size:
+          yield chunk
+          chunk = []
+      if chunk:
+        yield chunk
+

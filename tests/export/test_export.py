@@ -1,0 +1,154 @@
+"""TFLite export: every quantization and input kind, refusal, the command lines."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from mobileiqa_jax import checkpoints
+from mobileiqa_jax import export
+from mobileiqa_jax import models
+from mobileiqa_jax.export import __main__ as export_main
+from mobileiqa_jax.export import benchmark
+from mobileiqa_jax.export import verify
+from tests.conftest import random_variables
+
+HEIGHT, WIDTH = 96, 128
+# Worst |score difference| from JAX float32 expected of each mode on fresh images.
+TOLERANCE = {"float32": 1e-4, "float16": 1e-3, "dynamic_int8": 1e-2}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  model = models.create("student_tiny")
+  return model, random_variables(model, np.zeros((1, HEIGHT, WIDTH, 3), np.float32))
+
+
+# Smaller still, for tests of the plumbing: conversion time grows with the graph.
+MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
+
+
+@pytest.fixture(scope="module")
+def micro():
+  model = models.create("student_tiny", **MICRO)
+  return model, random_variables(model, np.zeros((1, HEIGHT, WIDTH, 3), np.float32))
+
+
+def reference_scores(model, variables, images_uint8):
+  """JAX float32 scores with the normalisation written out independently here."""
+  mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+  x = ((images_uint8 / 255.0 - mean) / std).astype(np.float32)
+  apply = jax.jit(lambda v, x: model.apply(v, x)[0])
+  return np.concatenate([np.asarray(apply(variables, image[None])) for image in x])
+
+
+# Each mode and each input kind; the command-line test adds float16 with uint8.
+@pytest.mark.parametrize("quantization,input_kind", [
+    ("float32", "float32"), ("float32", "uint8"), ("float16", "float32"), ("dynamic_int8", "uint8")])
+def test_export_runs_in_litert_like_jax(tiny, tmp_path, quantization, input_kind):
+  model, variables = tiny
+  out = tmp_path / "tiny.tflite"
+  report = export.export_tflite(model, variables, out, HEIGHT, WIDTH, quantization, input_kind,
+                                model_name="student_tiny", samples=4)
+  print(f"{quantization}/{input_kind}: {out.stat().st_size / 2**20:.1f} MiB, "
+        f"{report['verification']}")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.tflite"]
+  assert json.loads((tmp_path / "tiny.json").read_text()) == report
+  assert report["model"] == "student_tiny" and report["quantization"] == quantization
+  assert report["input"]["shape"] == [1, HEIGHT, WIDTH, 3] and report["input"]["kind"] == input_kind
+  assert report["input"]["normalisation_in_graph"] == (input_kind == "uint8")
+  assert report["input"]["mean"] == [0.485, 0.456, 0.406]
+  assert report["verification"]["passed"] and report["verification"]["samples"] == 4
+  assert report["file"]["bytes"] == out.stat().st_size
+
+  # Weights dominate the file: 4, 2 or 1 byte(s) per parameter.
+  per_param = out.stat().st_size / checkpoints.count_params(variables["params"])
+  assert {"float32": 3.8, "float16": 1.9, "dynamic_int8": 0.9}[quantization] < per_param < {
+      "float32": 4.3, "float16": 2.3, "dynamic_int8": 1.3}[quantization]
+
+  # Fresh images, and a reference that normalises on its own: this also checks
+  # the normalisation baked into uint8 models.
+  images = verify.sample_images(3, HEIGHT, WIDTH, seed=7)
+  exported = verify.tflite_scores(out, verify.model_inputs(images, input_kind))
+  np.testing.assert_allclose(exported, reference_scores(model, variables, images),
+                             rtol=0, atol=TOLERANCE[quantization])
+
+
+def test_refused_export_leaves_no_file(micro, tmp_path):
+  model, variables = micro
+  with pytest.raises(export.VerificationError, match="refused to write") as error:
+    export.export_tflite(model, variables, tmp_path / "tiny.tflite", HEIGHT, WIDTH,
+                         "float32", float32_tolerance=-1.0, samples=1)
+  assert error.value.comparison.max_abs_diff < 1e-4 and not error.value.comparison.passed
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_quantised_export_needs_samples_to_rank(tiny, tmp_path):
+  model, variables = tiny
+  with pytest.raises(ValueError, match="more sample images"):
+    export.export_tflite(model, variables, tmp_path / "t.tflite", HEIGHT, WIDTH,
+                         "dynamic_int8", samples=2)
+  with pytest.raises(ValueError, match="unknown quantization"):
+    export.export_tflite(model, variables, tmp_path / "t.tflite", HEIGHT, WIDTH, "int4")
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_images_are_deterministic_and_spread():
+  a, b = verify.sample_images(4, 40, 60, seed=3), verify.sample_images(4, 40, 60, seed=3)
+  assert a.dtype == np.uint8 and a.shape == (4, 40, 60, 3)
+  np.testing.assert_array_equal(a, b)
+  assert np.ptp(a.reshape(4, -1).std(axis=1)) > 5  # contrasts differ between images
+
+
+def test_compare_judges_float32_by_difference_and_quantised_by_rank():
+  reference = np.array([0.1, 0.2, 0.3, 0.4])
+  shifted = reference + 0.05  # same order, large offset
+  assert not verify.compare(reference, shifted, "float32", float32_tolerance=1e-4, min_srcc=0.99).passed
+  assert verify.compare(reference, shifted, "float16", float32_tolerance=1e-4, min_srcc=0.99).passed
+  swapped = reference[[1, 0, 2, 3]]
+  assert not verify.compare(reference, swapped, "dynamic_int8", float32_tolerance=1e-4,
+                            min_srcc=0.99).passed
+  assert verify.compare(reference, np.full(4, np.nan), "float32", float32_tolerance=1.0,
+                        min_srcc=0.0).passed is False
+
+
+def test_parse_size():
+  assert export_main.parse_size("1231x1907") == (1231, 1907)
+  for bad in ("1231", "0x5", "axb"):
+    with pytest.raises(Exception, match="size must be"):
+      export_main.parse_size(bad)
+
+
+def test_command_lines_export_a_checkpoint_and_time_it(micro, tmp_path, capsys):
+  _, variables = micro
+  checkpoints.save_model(tmp_path / "ckpt", variables, "student_tiny", MICRO)
+  out = tmp_path / "app" / "student.tflite"
+  out.parent.mkdir()
+  assert export_main.main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(out),
+                           "--size", f"{HEIGHT}x{WIDTH}", "--quantization", "float16",
+                           "--input", "uint8", "--samples", "3"]) == 0
+  assert sorted(p.name for p in out.parent.iterdir()) == ["student.json", "student.tflite"]
+  report = json.loads(out.with_suffix(".json").read_text())
+  assert report["model"] == "student_tiny" and report["checkpoint"] == str(tmp_path / "ckpt")
+  assert report["input"]["dtype"] == "uint8" and report["quantization"] == "float16"
+
+  assert export_main.main(["--checkpoint", str(tmp_path / "missing"), "--out", str(out)]) == 1
+  assert "error:" in capsys.readouterr().err
+
+  assert benchmark.main(["--tflite", str(out), "--runs", "2"]) == 0
+  printed = capsys.readouterr().out
+  assert "1 thread(s): median" in printed and "2 thread(s): median" in printed
+  latency = benchmark.tflite_latency(out, num_threads=1, runs=2)
+  assert latency["runs"] == 2 and 0 < latency["min_s"] <= latency["median_s"] <= latency["max_s"]
+
+
+@pytest.mark.slow
+def test_full_size_student_float32(tmp_path):
+  """The real student at UHD-IQA size converts exactly (one image, random weights)."""
+  height, width = 1231, 1907
+  model = models.create("student")
+  variables = random_variables(model, np.zeros((1, height, width, 3), np.float32))
+  report = export.export_tflite(model, variables, tmp_path / "student.tflite", height, width,
+                                "float32", model_name="student", samples=1)
+  print(f"full-size student: {report['file']['bytes'] / 2**20:.0f} MiB, {report['verification']}")
+  assert report["verification"]["max_abs_diff"] <= 1e-4

@@ -1,0 +1,279 @@
+"""Scoring: the Scorer API on every input kind, the predict command line, TFLite."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobileiqa_jax import checkpoints
+from mobileiqa_jax import models
+from mobileiqa_jax import predict
+from mobileiqa_jax import scoring
+from mobileiqa_jax.data import decode
+from tests.conftest import random_variables
+
+HEIGHT, WIDTH = 96, 128
+SIZE = f"{HEIGHT}x{WIDTH}"
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+  """(module, variables, checkpoint dir) of the tiny student."""
+  model = models.create("student_tiny")
+  variables = random_variables(model, np.zeros((1, 64, 64, 3), np.float32))
+  # Random heads put every score near 0.5; a steeper last layer spreads them,
+  # so that swapped or mis-resized images show in the comparisons.
+  params = dict(variables["params"])
+  params["fc_score_3"] = dict(params["fc_score_3"], kernel=params["fc_score_3"]["kernel"] * 40)
+  variables = dict(variables, params=params)
+  directory = tmp_path_factory.mktemp("ckpt") / "student"
+  checkpoints.save_model(directory, variables, "student_tiny")
+  return model, variables, directory
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+  """A folder of photos in several modes and sizes, one corrupt file and non-images."""
+  folder = tmp_path_factory.mktemp("photos")
+  rng = np.random.default_rng(0)
+
+  def smooth(h, w, channels=3):
+    coarse = rng.integers(0, 256, (4, 5, channels), dtype=np.uint8)
+    image = Image.fromarray(coarse.squeeze()).resize((w, h), Image.BICUBIC)
+    noise = rng.normal(0, rng.uniform(1, 30), (h, w, channels)).squeeze()
+    return np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8)
+
+  (folder / "nested" / "deeper").mkdir(parents=True)
+  Image.fromarray(smooth(150, 200)).save(folder / "a.jpg", quality=90)
+  Image.fromarray(smooth(210, 140)).save(folder / "b.PNG")
+  Image.fromarray(smooth(90, 120, 4), "RGBA").save(folder / "nested" / "c.png")
+  Image.fromarray(smooth(100, 100, 1).squeeze(), "L").save(folder / "nested" / "deeper" / "d.bmp")
+  (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+  (folder / "notes.txt").write_text("not an image")
+  (folder / "._a.jpg").write_bytes(b"macOS resource fork")
+  return folder
+
+
+GOOD = ["a.jpg", "b.PNG", "nested/c.png", "nested/deeper/d.bmp"]
+
+
+def rows_by_name(rows, folder):
+  return {str(path).removeprefix(str(folder) + "/"): (score, error) for path, score, error in rows}
+
+
+def read_csv(path):
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    assert reader.fieldnames == ["path", "score", "error"]
+    return [(r["path"], float(r["score"]) if r["score"] else None, r["error"] or None)
+            for r in reader]
+
+
+def read_json(path):
+  return [(r["path"], r["score"], r["error"]) for r in json.loads(path.read_text())]
+
+
+def test_folder_to_csv_json_and_table_with_a_corrupt_file(student, photos, tmp_path, capsys):
+  _, _, ckpt = student
+  common = ["--checkpoint", str(ckpt), str(photos), "--size", SIZE, "--batch-size", str(BATCH)]
+  assert predict.main(common + ["--output", str(tmp_path / "scores.csv")]) == predict.EXIT_SOME_FAILED
+  assert predict.main(common + ["--output", str(tmp_path / "scores.json")]) == predict.EXIT_SOME_FAILED
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.json"]  # no temp files
+
+  from_csv, from_json = read_csv(tmp_path / "scores.csv"), read_json(tmp_path / "scores.json")
+  assert from_csv == from_json  # CSV writes the exact float, as JSON does
+  by_name = rows_by_name(from_csv, photos)
+  # The folder is walked in sorted order; hidden files and .txt are not images.
+  assert list(by_name) == ["a.jpg", "b.PNG", "broken.jpg", "nested/c.png", "nested/deeper/d.bmp"]
+  score, error = by_name["broken.jpg"]
+  assert score is None and "cannot decode image" in error and "broken.jpg" in error
+  scores = np.array([by_name[name][0] for name in GOOD])
+  assert all(by_name[name][1] is None for name in GOOD) and np.all(np.isfinite(scores))
+  assert np.ptp(scores) > 1e-3
+
+  # The API scores the same files the same way.
+  scorer = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
+  np.testing.assert_allclose(scorer.score([photos / name for name in GOOD]), scores,
+                             rtol=0, atol=1e-6)
+
+  # Without --output: a table on stdout, the summary on stderr.
+  capsys.readouterr()
+  assert predict.main(common) == predict.EXIT_SOME_FAILED
+  out, err = capsys.readouterr()
+  lines = out.splitlines()
+  assert lines[0].split() == ["path", "score", "error"] and len(lines) == 6
+  broken = next(line for line in lines if "broken.jpg" in line)
+  assert " - " in broken and "cannot decode image" in broken
+  assert "1 of 5 image(s) could not be scored" in err and "96x128" in err
+
+
+def test_globs_missing_files_and_exit_codes(student, photos, tmp_path, capsys):
+  _, _, ckpt = student
+  common = ["--checkpoint", str(ckpt), "--size", SIZE, "--batch-size", str(BATCH)]
+  out = tmp_path / "scores.csv"
+  # Quoted globs expand here, '**' recursively; a file named twice is scored once.
+  assert predict.main(common + [f"{photos}/*.jpg", f"{photos}/**/*.png", str(photos / "a.jpg"),
+                                "--output", str(out)]) == predict.EXIT_SOME_FAILED
+  assert list(rows_by_name(read_csv(out), photos)) == ["a.jpg", "broken.jpg", "nested/c.png"]
+
+  out.write_text("previous")
+  assert predict.main(common + [str(photos / "a.jpg"), str(photos / "nested"),
+                                "--output", str(out)]) == predict.EXIT_OK
+  assert [name for name, (_, error) in rows_by_name(read_csv(out), photos).items()
+          if error is None] == ["a.jpg", "nested/c.png", "nested/deeper/d.bmp"]
+
+  # Names that match nothing are rows with an error, not silently dropped.
+  missing = [str(tmp_path / "missing.jpg"), str(tmp_path / "none-*.png")]
+  assert predict.main(common + missing + [str(photos / "a.jpg"), "--output", str(out)]) == 2
+  rows = read_csv(out)
+  assert [path for path, _, _ in rows] == missing + [str(photos / "a.jpg")]
+  assert all("No such file" in error for _, _, error in rows[:2])
+
+  capsys.readouterr()
+  assert predict.main(common + [str(tmp_path / "empty-*")]) == 2  # a row, as above
+  (tmp_path / "empty").mkdir()
+  assert predict.main(common + [str(tmp_path / "empty")]) == predict.EXIT_FATAL
+  assert predict.main(["--checkpoint", str(tmp_path / "nothing"), str(photos)]) == predict.EXIT_FATAL
+  assert "neither a model checkpoint" in capsys.readouterr().err
+  for bad in (["--output", str(tmp_path / "scores.txt")],
+              ["--output", str(tmp_path / "no" / "such" / "dir.csv")], ["--size", "96"]):
+    with pytest.raises(SystemExit) as exit_:
+      predict.main(common + [str(photos)] + bad)
+    assert exit_.value.code == predict.EXIT_FATAL
+
+
+def test_api_paths_pil_images_and_arrays_score_identically(student, photos):
+  _, _, ckpt = student
+  scorer = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
+  assert scorer.size == (HEIGHT, WIDTH)
+  paths = [photos / name for name in GOOD]
+  by_path = scorer.score([str(p) for p in paths])
+  assert by_path.shape == (4,) and by_path.dtype == np.float32
+  pil = [Image.open(p) for p in paths]  # RGB, RGBA, L: converted as files are
+  np.testing.assert_array_equal(scorer.score(pil), by_path)
+  arrays = [decode.decode_rgb(p.read_bytes()) for p in paths]
+  np.testing.assert_array_equal(scorer.score(arrays), by_path)
+  np.testing.assert_array_equal(scorer.score([p.read_bytes() for p in paths]), by_path)
+  # Mixed kinds in one list, and a single image (padded to the batch: no new compile).
+  np.testing.assert_array_equal(scorer.score([paths[0], pil[1], arrays[2], str(paths[3])]), by_path)
+  single = scorer.score(arrays[1])
+  assert single.shape == (1,)
+  np.testing.assert_allclose(single, by_path[1:2], rtol=0, atol=1e-6)
+  stacked = np.stack([scoring.fit(a, HEIGHT, WIDTH) for a in arrays])
+  np.testing.assert_array_equal(scorer.score(stacked), by_path)  # (N, H, W, 3) is N images
+  assert scorer.score([]).shape == (0,)
+
+  with pytest.raises(decode.BadImageError, match="broken.jpg"):
+    scorer.score([paths[0], photos / "broken.jpg"])
+  with pytest.raises(ValueError, match="uint8"):
+    scorer.score(arrays[0].astype(np.float32))
+  with pytest.raises(TypeError, match="cannot score"):
+    scorer.score([3])
+
+  results = scorer.score_files([paths[0], photos / "broken.jpg", paths[1]])
+  (p0, s0, e0), (p1, s1, e1), (_, s2, _) = results
+  assert (p0, e0, p1, s1) == (str(paths[0]), None, str(photos / "broken.jpg"), None)
+  assert "cannot decode" in e1 and results[0].score == s0
+  np.testing.assert_allclose([s0, s2], by_path[:2], rtol=0, atol=1e-6)
+
+
+def test_scores_are_the_checkpointed_model_on_training_preprocessing(student, photos):
+  """Independent reference: PIL decode and bicubic resize, written-out
+  normalisation, the module applied to the saved variables."""
+  model, variables, ckpt = student
+  scorer = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
+  paths = [photos / name for name in GOOD]
+  mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+  images = []
+  for path in paths:
+    image = Image.open(path).convert("RGB").resize((WIDTH, HEIGHT), Image.BICUBIC)
+    images.append(((np.asarray(image) / 255.0 - mean) / std).astype(np.float32))
+  reference = jax.jit(lambda v, x: model.apply(v, x)[0])(variables, np.stack(images))
+  np.testing.assert_allclose(scorer.score(paths), reference, rtol=0, atol=1e-5)
+
+  # A converted checkpoint records no size: the paper's, as long as no size is asked.
+  assert scoring.Scorer.from_checkpoint(ckpt).size == scoring.PAPER_SIZE == (1231, 1907)
+
+
+def test_package_import_stays_light():
+  code = ("import sys, mobileiqa_jax; assert 'jax' not in sys.modules; "
+          "assert mobileiqa_jax.Scorer.__module__ == 'mobileiqa_jax.scoring'")
+  subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_trained_size_comes_from_the_workdir_config(tmp_path):
+  assert scoring.trained_size(tmp_path)[0] == (1231, 1907)
+  (tmp_path / "config.json").write_text(json.dumps({"data": {"height": 384, "width": 512}}))
+  size, origin = scoring.trained_size(tmp_path)
+  assert size == (384, 512) and "config.json" in origin
+
+
+def test_keep_aspect_letterboxes_with_the_mean_colour(student, photos):
+  wide = np.full((40, 160, 3), 200, np.uint8)  # 1:4 into 96x128 (3:4): 32 rows of content
+  boxed = scoring.fit(wide, HEIGHT, WIDTH, keep_aspect=True)
+  assert boxed.shape == (HEIGHT, WIDTH, 3)
+  assert np.all(boxed[:32] == scoring.PAD_RGB) and np.all(boxed[-32:] == scoring.PAD_RGB)
+  assert np.all(boxed[32:64] == 200)
+  # The border is ~0 after normalisation: it adds no colour of its own.
+  assert np.abs(scoring.normalise(np.array(scoring.PAD_RGB, np.uint8))).max() < 0.01
+  tall = scoring.fit(np.zeros((300, 100, 3), np.uint8), HEIGHT, WIDTH, keep_aspect=True)
+  assert np.all(tall[:, :48] == scoring.PAD_RGB) and np.all(tall[:, 48:80] == 0)
+  # Already the right shape: the same pixels as stretching.
+  same = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+  np.testing.assert_array_equal(scoring.fit(same, HEIGHT, WIDTH, True), scoring.fit(same, HEIGHT, WIDTH))
+
+  _, _, ckpt = student
+  boxed_scorer = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), keep_aspect=True,
+                                                batch_size=BATCH)
+  stretched = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
+  paths = [photos / name for name in GOOD]
+  assert not np.allclose(boxed_scorer.score(paths), stretched.score(paths), rtol=0, atol=1e-6)
+
+
+MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
+
+
+def test_tflite_scores_like_jax(photos, tmp_path, capsys):
+  export = pytest.importorskip("mobileiqa_jax.export")
+  pytest.importorskip("ai_edge_litert")
+  model = models.create("student_tiny", **MICRO)
+  variables = random_variables(model, np.zeros((1, 64, 64, 3), np.float32))
+  checkpoints.save_model(tmp_path / "ckpt", variables, "student_tiny", MICRO)
+  tflite = tmp_path / "app" / "student.tflite"
+  tflite.parent.mkdir()
+  # float32 input: the scorer normalises, which is the path that can go wrong.
+  export.export_tflite(model, variables, tflite, HEIGHT, WIDTH, "float32", "float32",
+                       model_name="student_tiny", samples=1)
+
+  paths = [photos / name for name in GOOD]
+  jax_scores = scoring.Scorer.from_checkpoint(tmp_path / "ckpt", size=(HEIGHT, WIDTH)).score(paths)
+  scorer = scoring.Scorer.from_checkpoint(tflite)
+  assert scorer.size == (HEIGHT, WIDTH) and "float32 input" in scorer.description
+  np.testing.assert_allclose(scorer.score(paths), jax_scores, rtol=0, atol=1e-4)
+
+  out = tmp_path / "scores.json"
+  assert predict.main(["--checkpoint", str(tflite), str(photos), "--output", str(out)]) == 2
+  by_name = rows_by_name(read_json(out), photos)
+  np.testing.assert_allclose([by_name[name][0] for name in GOOD], jax_scores, rtol=0, atol=1e-4)
+  assert by_name["broken.jpg"][0] is None
+
+  # A fixed-size file refuses another size.
+  assert predict.main(["--checkpoint", str(tflite), str(photos), "--size", "64x64"]) == 1
+  assert "takes 96x128 images only" in capsys.readouterr().err
+
+  # Without its JSON the input dtype says the same; a JSON that disagrees is refused.
+  alone = tmp_path / "alone.tflite"
+  shutil.copy(tflite, alone)
+  np.testing.assert_array_equal(scoring.Scorer.from_checkpoint(alone).score(paths),
+                                scorer.score(paths))
+  report = json.loads(tflite.with_suffix(".json").read_text())
+  report["input"]["kind"] = "uint8"
+  alone.with_suffix(".json").write_text(json.dumps(report))
+  with pytest.raises(ValueError, match="describes a uint8"):
+    scoring.Scorer.from_checkpoint(alone)
