@@ -13,6 +13,8 @@ Resuming reads `latest`; scoring, export and distillation read `best` (or
 `latest` before any evaluation). orbax writes each checkpoint into a temporary
 directory and renames it when complete, so an interrupted save is never read.
 """
+import json
+
 import grain
 import jax
 import numpy as np
@@ -47,20 +49,30 @@ def is_model_checkpoint(directory) -> bool:
   return (directory / "_CHECKPOINT_METADATA").exists() and (directory / "_METADATA").exists()
 
 
-def _manager(directory, **options):
-  return ocp.CheckpointManager(epath.Path(directory),
-                               options=ocp.CheckpointManagerOptions(create=False, **options))
+def _restore_on_this_host(directory: epath.Path):
+  """A StandardSave item as NumPy arrays, whatever topology saved it.
+
+  orbax restores sharded arrays only onto a target that says where they go;
+  this one puts every array on one local device, so a checkpoint written by
+  a multi-host job loads in a notebook or on a phone-export machine.
+  """
+  checkpointer = ocp.StandardCheckpointer()
+  tree = checkpointer.metadata(directory).item_metadata.tree
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+  return jax.device_get(checkpointer.restore(directory, target))
 
 
 def _from_workdir(workdir: epath.Path, which: str):
   for sub in (BEST, LATEST) if which == "best" else (LATEST,):
     if (workdir / sub).exists():
-      manager = _manager(workdir / sub)
+      manager = ocp.CheckpointManager(workdir / sub)
       step = manager.latest_step()
       if step is not None:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            variables=ocp.args.StandardRestore(), model=ocp.args.JsonRestore()))
-        return restored["variables"], dict(restored["model"], step=step, source=str(workdir / sub))
+        step_dir = workdir / sub / str(step)
+        variables = _restore_on_this_host(step_dir / "variables")
+        metadata = json.loads((step_dir / "model" / "metadata").read_text())
+        return variables, dict(metadata, step=step, source=str(step_dir))
   return None
 
 
@@ -75,9 +87,8 @@ def load_model(path, which: str = "best"):
   """
   path = epath.Path(path)
   if is_model_checkpoint(path):
-    checkpointer = ocp.StandardCheckpointer()
-    metadata = dict(checkpointer.metadata(path).custom_metadata or {})
-    variables = checkpointer.restore(path)
+    metadata = dict(ocp.StandardCheckpointer().metadata(path).custom_metadata or {})
+    variables = _restore_on_this_host(path)
   else:
     found = _from_workdir(path, which) if path.exists() else None
     if found is None:
@@ -120,6 +131,9 @@ class TrainingCheckpoints:
 
   def save_best(self, state, metrics: dict):
     """Saves when `metrics['sum']` beats the best so far; returns whether it did."""
+    # The previous save may still be in flight, and until it lands orbax
+    # knows no metrics for it.
+    self.best.wait_until_finished()
     best_step = self.best.best_step()
     if best_step is not None and self.best.metrics(best_step)["sum"] >= metrics["sum"]:
       return False

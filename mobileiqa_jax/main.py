@@ -5,6 +5,8 @@ eval, export, or recipe (teacher, then distilled student, then the table). On a 
 --coordinator_address (or on TPU/SLURM, where JAX finds it) the processes
 join one jax.distributed runtime first.
 """
+import logging as std_logging
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -46,14 +48,26 @@ def run(config, workdir: str):
   raise ValueError(f"config.mode must be train, eval, export or recipe, got {config.mode!r}")
 
 
+def _console_logging():
+  """Our progress lines to stderr; other libraries' INFO logs off."""
+  logging.set_verbosity(logging.WARNING)
+  logger = std_logging.getLogger("mobileiqa_jax")
+  handler = std_logging.StreamHandler()
+  handler.setFormatter(std_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+  logger.handlers = [handler]
+  logger.setLevel(std_logging.INFO)
+  logger.propagate = False
+  return logger
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required")
-  logging.set_verbosity(logging.INFO)
+  logger = _console_logging()
   initialize_distributed()
-  logging.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),
+  logger.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(),
                jax.devices()[0].platform)
   run(_CONFIG.value, _WORKDIR.value)

@@ -134,8 +134,9 @@ def from_timm(source, name):
     state_dict, source_name = dict(source), "state dict"
   extras = sorted(k for k in state_dict if k.startswith(TIMM_EXTRAS))
   if extras:
-    logging.info("%s: skipping %d classifier/head tensors the backbone does not use: %s",
-                 source_name, len(extras), ", ".join(extras))
+    logging.getLogger("mobileiqa_jax").info(
+        "%s: skipping %d classifier/head tensors the backbone does not use: %s",
+        source_name, len(extras), ", ".join(extras))
   backbone = mobileiqa.BACKBONES[model.backbone][1]
   state_dict = {f"{backbone}.{k}": v for k, v in state_dict.items() if k not in extras}
   flat = _to_flat(state_dict, source_name)

@@ -24,6 +24,7 @@ def export_from_config(config, workdir: str) -> dict:
       metadata=dict(checkpoint=str(source), overrides=metadata.get("overrides", {})))
   if jax.process_index() == 0:
     check = report["verification"]
-    logging.info("exported %s (%.1f MiB): max|diff| vs JAX %.2e, SRCC %s", out,
-                 report["file"]["bytes"] / 2**20, check["max_abs_diff"], check["srcc"])
+    logging.getLogger("mobileiqa_jax").info(
+        "exported %s (%.1f MiB): max|diff| vs JAX %.2e, SRCC %s", out,
+        report["file"]["bytes"] / 2**20, check["max_abs_diff"], check["srcc"])
   return report

@@ -41,9 +41,14 @@ def create_model(config: ml_collections.ConfigDict):
   return model, {"model": config.model.name, "overrides": overrides}
 
 
+# Progress goes to this logger; main.py sends it to the console and keeps
+# library chatter (orbax logs every file it writes) at warnings.
+log = logging.getLogger("mobileiqa_jax")
+
+
 def _log(message, *args):
   if jax.process_index() == 0:
-    logging.info(message, *args)
+    log.info(message, *args)
 
 
 def _format_eta(seconds: float) -> str:

@@ -88,14 +88,25 @@ def test_two_processes_agree_with_one(teacher_run, tmp_path):
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-5000:]
   assert "process 1 of 2" in outputs[1] and "2 processes" in outputs[0]
+  # The same examples in every step, so the same losses (up to the order of
+  # the cross-process reductions)...
+  assert len(_losses(outputs[0])) == 6
+  np.testing.assert_allclose(_losses(outputs[0]), _losses(teacher_run[1].stderr), rtol=1e-5)
+  # ...and parameters: Adam divides by sqrt(v), which turns the last-bit
+  # differences of near-zero gradients into visible ones, so the bound is
+  # the size of a few learning-rate steps, not float32 epsilon.
   got, _ = latest_params(workdir)
   diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), got, reference)
   worst = max(jax.tree.leaves(diffs))
   print(f"two processes vs one: max |param diff| after 6 steps {worst:.2e}")
-  assert worst <= 1e-5
+  assert worst <= 1e-3
   # The evaluation (gathered over both processes) matches too.
   ref_eval = _last_eval(teacher_run[1].stderr)
   assert _last_eval(outputs[0]) == pytest.approx(ref_eval, abs=1e-3)
+
+
+def _losses(log):
+  return [float(l.split(" loss ")[1].split()[0]) for l in log.splitlines() if " loss " in l]
 
 
 def _last_eval(log):

@@ -1,0 +1,305 @@
+"""The launchers, against fake gcloud, srun and ssh on PATH.
+
+Each launcher is run twice over: with --dry-run (it prints its commands and
+the fakes must see none of them) and for real against the fakes, which record
+every call. The fake srun and ssh go further and start the processes they are
+asked for on this machine, with a stand-in for main (main_probe.py) that joins
+jax.distributed through main's own flag handling: so the SLURM variables and
+the coordinator flags are shown to reach jax.distributed.initialize and
+connect the processes. The local launcher trains with two real processes.
+"""
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import tarfile
+import textwrap
+
+import pytest
+
+from mobileiqa_jax import checkpoints
+from tests.conftest import REPO
+from tests.train.test_main import SMALL
+
+LAUNCH = REPO / "launch"
+PROBE = REPO / "tests" / "launch" / "main_probe.py"
+CONFIG = "configs/teacher.py:runlocal"
+OVERRIDE = "--config.batch_size=4"
+
+# Each fake appends its argv to $FAKE_LOG as one JSON line, then acts.
+FAKE_GCLOUD = """
+  if "describe" in args:
+    sys.exit(0 if os.environ.get("FAKE_TPU_EXISTS") == "1" else 1)
+  if "scp" in args:  # keep the archive, to look inside
+    shutil.copy(args[args.index("scp") + 1], os.environ["FAKE_DIR"] + "/archive.tar.gz")
+  if any("mobileiqa_jax.main" in a for a in args):
+    sys.exit(int(os.environ.get("FAKE_MAIN_STATUS", "0")))
+"""
+# ssh HOST COMMAND: run COMMAND here, as the host's shell would.
+FAKE_SSH = """
+  host, command = args[-2], args[-1]
+  if host == os.environ.get("FAKE_FAILING_HOST"):
+    sys.exit(3)
+  sys.exit(subprocess.run(["bash", "-c", command]).returncode)
+"""
+# srun [OPTIONS] COMMAND...: SLURM_NTASKS tasks here, one per "node".
+FAKE_SRUN = """
+  command = args[next(i for i, a in enumerate(args) if not a.startswith("-")):]
+  procs = [subprocess.Popen(command, env=dict(os.environ, SLURM_PROCID=str(i), SLURM_LOCALID="0",
+                                              SLURM_NODEID=str(i)))
+           for i in range(int(os.environ["SLURM_NTASKS"]))]
+  sys.exit(max(p.wait() for p in procs))
+"""
+# The interpreter the launchers name: runs the probe instead of main.
+FAKE_PYTHON = f"""
+  assert args[:2] == ["-m", "mobileiqa_jax.main"], args
+  os.execv(sys.executable, [sys.executable, {str(PROBE)!r}, *args[2:]])
+"""
+
+
+def _write_fake(path, body):
+  path.write_text(f"#!{sys.executable}\nimport json, os, shutil, subprocess, sys\n"
+                  "args = sys.argv[1:]\n"
+                  "with open(os.environ['FAKE_LOG'], 'a') as log:\n"
+                  "  log.write(json.dumps([os.path.basename(sys.argv[0])] + args) + '\\n')\n"
+                  + textwrap.dedent(body))
+  path.chmod(0o755)
+
+
+@pytest.fixture
+def fakes(tmp_path):
+  """(environment with the fakes first on PATH, function returning the recorded calls)."""
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  for name, body in (("gcloud", FAKE_GCLOUD), ("ssh", FAKE_SSH), ("srun", FAKE_SRUN),
+                     ("python", FAKE_PYTHON)):
+    _write_fake(bin_dir / name, body)
+  log = tmp_path / "calls.jsonl"
+  env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+         "FAKE_LOG": str(log), "FAKE_DIR": str(tmp_path), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+
+  def calls():
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+  return env, calls
+
+
+def launch(script, *args, env, timeout=120):
+  command = ["bash", str(LAUNCH / script)] if script.endswith(".sbatch") else [
+      sys.executable, str(LAUNCH / script)]
+  return subprocess.run([*command, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def printed(stdout):
+  """The commands a launcher printed ('+ ' lines), each split into its arguments."""
+  return [shlex.split(line[2:].removesuffix(" &")) for line in stdout.splitlines()
+          if line.startswith("+ ")]
+
+
+def probes(output):
+  return sorted((json.loads(line.split("PROBE ", 1)[1]) for line in output.splitlines()
+                 if "PROBE " in line), key=lambda r: r["process_index"])
+
+
+def free_port():
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+# TPU VM --------------------------------------------------------------------------------------
+
+TPU = ["--name=iqa", "--zone=us-central2-b"]
+TPU_UP = ["up", *TPU, "--accelerator=v4-32", f"--config={CONFIG}",
+          "--workdir=gs://bucket/runs/teacher"]
+
+
+def _gcloud_verbs(commands):
+  return [c[4] for c in commands if c[0] == "gcloud"]
+
+
+def _assert_tpu_commands(commands, *, create=True, delete=False):
+  for command in commands:
+    assert command[:4] == ["gcloud", "compute", "tpus", "tpu-vm"], command
+    assert "--zone=us-central2-b" in command
+  verbs = ["describe", *(["create"] if create else []), "scp", "ssh", "ssh",
+           *(["delete"] if delete else [])]
+  assert _gcloud_verbs(commands) == verbs
+  if create:
+    assert {"--accelerator-type=v4-32", "--version=tpu-ubuntu2204-base"} <= set(commands[1])
+  scp, install, train = commands[1 + create:4 + create]
+  # Everything on the workers runs on all of them at once.
+  assert all("--worker=all" in c for c in (scp, install, train))
+  assert "setup_worker.sh tpu" in install[-2]
+  remote = shlex.split(train[-2].removeprefix("--command="))
+  main = remote[remote.index("mobileiqa_jax.main") + 1:]
+  assert main[:4] == [f"--config={CONFIG}", "--workdir=gs://bucket/runs/teacher", "--distributed",
+                      OVERRIDE]
+  if delete:
+    assert "--quiet" in commands[-1]
+
+
+def test_tpu_dry_run_prints_every_command_and_runs_none(fakes):
+  env, calls = fakes
+  result = launch("tpu_vm.py", *TPU_UP, "--dry-run", "--delete-after", "--", OVERRIDE, env=env)
+  assert result.returncode == 0, result.stderr
+  _assert_tpu_commands(printed(result.stdout), delete=True)
+  assert calls() == []
+
+
+def test_tpu_runs_those_commands_and_ships_the_checkout(fakes, tmp_path):
+  env, calls = fakes
+  dry = launch("tpu_vm.py", *TPU_UP, "--dry-run", "--", OVERRIDE, env=env)
+  result = launch("tpu_vm.py", *TPU_UP, "--", OVERRIDE, env=env)
+  assert result.returncode == 0, result.stderr
+  ran = calls()
+  _assert_tpu_commands(ran)
+  # The real run is the dry run's list, but for the archive's temporary path.
+  scrub = lambda cmds: [[re.sub(r"^/.*/mobileiqa-jax\.tar\.gz$", "ARCHIVE", a) for a in c]
+                        for c in cmds]
+  assert scrub(ran) == scrub(printed(dry.stdout))
+  with tarfile.open(tmp_path / "archive.tar.gz") as tar:
+    names = set(tar.getnames())
+  assert {"pyproject.toml", "mobileiqa_jax/main.py", "configs/teacher.py",
+          "launch/setup_worker.sh"} <= names
+  assert not any(n.startswith((".git/", ".venv/")) or "__pycache__" in n for n in names)
+
+
+def test_tpu_reuses_an_existing_vm_and_deletes_it_even_after_a_failure(fakes):
+  env, calls = fakes
+  env = {**env, "FAKE_TPU_EXISTS": "1", "FAKE_MAIN_STATUS": "7"}
+  result = launch("tpu_vm.py", *TPU_UP, "--skip-install", "--delete-after", env=env)
+  assert result.returncode == 7
+  assert "reusing" in result.stdout
+  assert _gcloud_verbs(calls()) == ["describe", "ssh", "delete"]
+
+
+def test_tpu_detached_run_logs_and_delete(fakes):
+  env, calls = fakes
+  env = {**env, "FAKE_TPU_EXISTS": "1"}
+  assert launch("tpu_vm.py", *TPU_UP, "--skip-install", "--detach", env=env).returncode == 0
+  assert launch("tpu_vm.py", "logs", *TPU, env=env).returncode == 0
+  assert launch("tpu_vm.py", "delete", *TPU, env=env).returncode == 0
+  _, detached, logs, delete = calls()
+  assert detached[-2].startswith("--command=nohup ") and "--worker=all" in detached
+  assert "mobileiqa-run.log" in logs[-2] and "--worker=0" in logs
+  assert delete[4] == "delete" and "--quiet" in delete
+
+
+# SLURM ---------------------------------------------------------------------------------------
+
+def _slurm_env(env):
+  return {**env, "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "2",
+          "SLURM_STEP_NODELIST": "localhost", "SLURM_JOB_NODELIST": "localhost",
+          "SLURM_GPUS_ON_NODE": "2", "JAX_COORDINATOR_PORT": str(free_port()),
+          "MOBILEIQA_PYTHON": str(LAUNCH.parent / "unused")}
+
+
+def test_slurm_batch_script_header_asks_one_task_per_node():
+  header = [l for l in (LAUNCH / "slurm.sbatch").read_text().splitlines()
+            if l.startswith("#SBATCH")]
+  assert "#SBATCH --ntasks-per-node=1" in header
+  assert any(l.startswith("#SBATCH --gpus-per-node=") for l in header)
+
+
+def test_slurm_dry_run(fakes):
+  env, calls = fakes
+  result = launch("slurm.sbatch", "--dry-run", CONFIG, "/shared/runs/x", OVERRIDE,
+                  env=_slurm_env(env))
+  assert result.returncode == 0, result.stderr
+  (command,) = printed(result.stdout)
+  assert command[:3] == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+  assert command[4:] == ["-m", "mobileiqa_jax.main", f"--config={CONFIG}",
+                         "--workdir=/shared/runs/x", "--distributed", OVERRIDE]
+  assert "devices 0,1 per process" in result.stdout
+  assert calls() == []
+
+
+def test_slurm_tasks_join_one_runtime_with_all_gpus_each(fakes, tmp_path):
+  env, calls = fakes
+  env = dict(_slurm_env(env), MOBILEIQA_PYTHON=str(tmp_path / "bin" / "python"))
+  result = launch("slurm.sbatch", CONFIG, str(tmp_path / "run"), OVERRIDE, env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  (srun,) = [c for c in calls() if c[0] == "srun"]
+  assert srun[-3:] == [f"--workdir={tmp_path / 'run'}", "--distributed", OVERRIDE]
+  reports = probes(result.stdout)
+  # JAX read the SLURM variables: two processes, ids 0 and 1, one runtime;
+  # and each process keeps both of its node's GPUs, not just SLURM_LOCALID's.
+  assert [(r["process_index"], r["process_count"]) for r in reports] == [(0, 2), (1, 2)]
+  assert all(r["cuda_visible_devices"] == "0,1" for r in reports)
+  assert all(r["config_model"] == "teacher_tiny" and r["batch_size"] == 4 for r in reports)
+
+
+# Plain hosts over ssh --------------------------------------------------------------------------
+
+def _hosts_args(tmp_path, port):
+  return ["--hosts=127.0.0.1,localhost", f"--port={port}", f"--config={CONFIG}",
+          f"--workdir={tmp_path / 'run'}", f"--remote-dir={REPO}",
+          f"--python={tmp_path / 'bin' / 'python'}", "--env=JAX_PLATFORMS=cpu", "--", OVERRIDE]
+
+
+def test_hosts_dry_run(fakes, tmp_path):
+  env, calls = fakes
+  result = launch("hosts.py", "--dry-run", *_hosts_args(tmp_path, 8476), env=env)
+  assert result.returncode == 0, result.stderr
+  commands = printed(result.stdout)
+  assert [c[:4] for c in commands] == [["ssh", "-o", "BatchMode=yes", "127.0.0.1"],
+                                       ["ssh", "-o", "BatchMode=yes", "localhost"]]
+  for i, command in enumerate(commands):
+    remote = command[4]
+    main = shlex.split(remote)[shlex.split(remote).index("mobileiqa_jax.main") + 1:]
+    assert main == [f"--config={CONFIG}", f"--workdir={tmp_path / 'run'}",
+                    "--coordinator_address=127.0.0.1:8476", "--num_processes=2",
+                    f"--process_id={i}", OVERRIDE]
+  assert calls() == []
+
+
+def test_hosts_processes_join_one_runtime(fakes, tmp_path):
+  env, calls = fakes
+  result = launch("hosts.py", *_hosts_args(tmp_path, free_port()), env=env)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  assert [c[3] for c in calls() if c[0] == "ssh"] == ["127.0.0.1", "localhost"]
+  reports = probes(result.stdout)
+  assert [(r["process_index"], r["process_count"]) for r in reports] == [(0, 2), (1, 2)]
+  assert "[localhost] PROBE" in result.stdout
+
+
+def test_hosts_one_failure_stops_the_others(fakes, tmp_path):
+  env, _ = fakes
+  # Process 1 fails at once; process 0 would wait for it at the coordinator.
+  env = {**env, "FAKE_FAILING_HOST": "localhost"}
+  result = launch("hosts.py", *_hosts_args(tmp_path, free_port()), env=env, timeout=60)
+  assert result.returncode == 3
+
+
+# Local processes ------------------------------------------------------------------------------
+
+def test_local_dry_run(fakes):
+  env, _ = fakes
+  result = launch("local.py", "--num-processes=3", "--devices-per-process=4", f"--config={CONFIG}",
+                  "--workdir=/tmp/x", "--port=1234", "--dry-run", "--", OVERRIDE, env=env)
+  assert result.returncode == 0, result.stderr
+  lines = [l for l in result.stdout.splitlines() if l.startswith("+ ")]
+  assert len(lines) == 3
+  for i, line in enumerate(lines):
+    assert "JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=4 " in line
+    assert line.endswith(f" --coordinator_address=127.0.0.1:1234 --num_processes=3 "
+                         f"--process_id={i} {OVERRIDE} &")
+
+
+@pytest.mark.slow
+def test_local_launcher_trains_with_two_processes(tmp_path):
+  # main_test's settings, so the persistent compilation cache serves both.
+  env = {**os.environ, "XLA_FLAGS": ""}
+  workdir = tmp_path / "run"
+  result = launch("local.py", "--num-processes=2", f"--config={CONFIG}", f"--workdir={workdir}",
+                  "--", *SMALL, env=env, timeout=900)
+  assert result.returncode == 0, result.stdout[-5000:]
+  assert "process 1 of 2" in result.stdout and "[0] " in result.stdout
+  assert "2 processes" in result.stdout and "step 6/6" in result.stdout
+  # Read from here with one device, a two-process checkpoint needs target
+  # shardings; its step directory is what matters.
+  assert (workdir / checkpoints.LATEST / "6").is_dir()
