@@ -37,17 +37,137 @@ def adaptive_avg_pool(x: jax.Array, out_size: int) -> jax.Array:
   return jnp.einsum("ih,bhwc,jw->bijc", rows, x, cols)
 
 
+def pool_bands(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Adaptive pooling along one axis as `out_size` equal-length bands.
+
+  Band i covers input indices [start[i], start[i] + band) with band the
+  longest pooling window; weights[i] is the pooling row of `adaptive_pool_matrix`
+  restricted to that band (1/len inside the window, 0 on the rows a shorter
+  window borrows to fill the band). Starts are clamped so that every band
+  lies inside the input, which a `dynamic_slice` needs.
+
+  Returns:
+    starts (out_size,) int32 and weights (out_size, band) float32.
+  """
+  matrix = adaptive_pool_matrix(in_size, out_size)
+  first = np.argmax(matrix > 0, axis=1)
+  band = int((matrix > 0).sum(axis=1).max())
+  starts = np.minimum(first, in_size - band).astype(np.int32)
+  weights = np.stack([matrix[i, s:s + band] for i, s in enumerate(starts)])
+  return starts, weights
+
+
+# How `pooled_pointwise_gelu` walks the map: all at once, or one band of
+# input rows per grid row, in a loop ('map') or written out ('unrolled').
+BAND_MODES = ("none", "map", "unrolled")
+
+
+def pooled_pointwise_gelu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
+                          out_size: int, bands: str = "none",
+                          kernels: str = "xla") -> jax.Array:
+  """adaptive_avg_pool(gelu(x @ kernel + bias), out_size) for NHWC x.
+
+  With bands, the pointwise conv and the GELU run on one band of input rows
+  per output row of the grid, pooled as soon as they are made: the
+  (B, H, W, hidden) activation, 1.2 GB per UHD image at the first level,
+  never exists at once. Pooling is linear and the GELU pointwise, so this is
+  the same sum in a different order; rows that two windows share (H not a
+  multiple of the grid, or H smaller than it) are computed once per window.
+
+  'map' runs the bands in a `lax.map` (one compiled body; XLA keeps one
+  band live). 'unrolled' writes each band out with static slices, each
+  exactly its pooling window: no loop op, which the TFLite converter would
+  turn into a WHILE that XNNPACK does not take, and LiteRT's arena planner
+  still reuses one band's buffers for the next.
+
+  Args:
+    x: (B, H, W, C).
+    kernel: (C, hidden).
+    bias: (hidden,).
+    out_size: the grid side S.
+    bands: one of `BAND_MODES`.
+    kernels: the GELU's form, `layers.KERNELS`.
+
+  Returns:
+    (B, S, S, hidden).
+  """
+  cols = jnp.asarray(adaptive_pool_matrix(x.shape[2], out_size), x.dtype)
+  gelu = lambda y: layers.gelu(y, kernels)
+  if bands == "none":
+    rows = jnp.asarray(adaptive_pool_matrix(x.shape[1], out_size), x.dtype)
+    y = gelu(jnp.einsum("bhwc,cd->bhwd", x, kernel) + bias)
+    return jnp.einsum("ih,bhwd,jw->bijd", rows, y, cols)
+
+  def pool_band(rows, row_weights):  # rows (B, band, W, C), row_weights (band,)
+    y = gelu(jnp.einsum("bhwc,cd->bhwd", rows, kernel) + bias)
+    # Rows first: the weighted sum over the band shrinks y `band`-fold before
+    # the column matrix touches it.
+    y = jnp.einsum("h,bhwd->bwd", row_weights, y)
+    return jnp.einsum("jw,bwd->bjd", cols, y)
+
+  if bands == "unrolled":
+    matrix = adaptive_pool_matrix(x.shape[1], out_size)
+    out = []
+    for row in matrix:
+      (window,) = np.nonzero(row)
+      lo, hi = int(window[0]), int(window[-1]) + 1
+      out.append(pool_band(jax.lax.slice_in_dim(x, lo, hi, axis=1),
+                           jnp.asarray(row[lo:hi], x.dtype)))
+    return jnp.stack(out, axis=1)
+  if bands != "map":
+    raise ValueError(f"bands must be one of {BAND_MODES}, got {bands!r}")
+  starts, weights = pool_bands(x.shape[1], out_size)
+  band = weights.shape[1]
+  out = jax.lax.map(
+      lambda args: pool_band(jax.lax.dynamic_slice_in_dim(x, args[0], band, axis=1), args[1]),
+      (jnp.asarray(starts), jnp.asarray(weights, x.dtype)))
+  return jnp.swapaxes(out, 0, 1)  # (S, B, S, hidden) -> (B, S, S, hidden)
+
+
+class _PointwiseParams(nn.Module):
+  """The parameters of a 1x1 `nn.Conv` (same names, shapes and initialisers).
+
+  For code that applies them inside a `lax.map`, where a Flax submodule
+  cannot be called.
+  """
+  features: int
+
+  @nn.compact
+  def __call__(self, in_features: int):
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (1, 1, in_features, self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    return kernel[0, 0], bias
+
+
 class LevelAdapter(nn.Module):
-  """1x1 conv -> GELU -> adaptive pool to the grid -> 1x1 conv (`LDA*`, `LGF*`)."""
+  """1x1 conv -> GELU -> adaptive pool to the grid -> 1x1 conv (`LDA*`, `LGF*`).
+
+  Attributes:
+    kernels: 'xla' or 'tflite' (`layers.KERNELS`): the GELU's form, and how
+      large maps are banded: a `lax.map` for XLA, unrolled bands for TFLite.
+    band_threshold: compute the first conv, GELU and pool in row bands when
+      the hidden activation would hold more than this many values (see
+      `pooled_pointwise_gelu`); below it (64 MB) a loop saves little. The
+      value is a first guess, not tuned per level.
+  """
   grid: int = 22
   hidden: int = 512
   dim: int = 256
   dtype: Dtype = jnp.float32
+  band_threshold: int = 1 << 24
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x):
-    x = layers.conv2d(self.hidden, name="cnn1", dtype=self.dtype)(x)
-    x = adaptive_avg_pool(layers.gelu(x), self.grid)
+    b, h, w, c = x.shape
+    kernel, bias = _PointwiseParams(self.hidden, name="cnn1")(c)
+    x = x.astype(self.dtype)
+    bands = "none"
+    if b * h * w * self.hidden > self.band_threshold:
+      bands = "map" if layers.check_kernels(self.kernels) == "xla" else "unrolled"
+    x = pooled_pointwise_gelu(x, kernel.astype(self.dtype), bias.astype(self.dtype), self.grid,
+                              bands, self.kernels)
     return layers.conv2d(self.dim, name="cnn2", dtype=self.dtype)(x)
 
 

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from mobileiqa_jax.models import heads
+from mobileiqa_jax.models import layers
 from mobileiqa_jax.models import mobilenet_v3
 from mobileiqa_jax.models import mobilevit_v2
 
@@ -17,6 +18,7 @@ Dtype = Any
 
 NUM_LEVELS = 5
 NUM_OPINIONS = 3  # MALs reading the same levels; their outputs are the DOF.
+NO_BANDS = 1 << 62  # a band threshold no map reaches
 
 BACKBONES = {
     # kind -> (module class, state-dict name of the backbone, adapter name prefix)
@@ -45,15 +47,28 @@ class MobileIQA(nn.Module):
   dropout: float = 0.1
   sigmoid: bool = True
   dtype: Dtype = jnp.float32
+  # 'xla' | 'tflite' (layers.KERNELS): the graph's form for XLA or for the
+  # TFLite converter; same parameters and outputs. The export sets 'tflite'.
+  kernels: str = "xla"
+  # In eval mode, level adapters whose hidden map would hold more values than
+  # this compute it in row bands (heads.LevelAdapter); only memory and speed
+  # depend on it. Training never bands: the backward pass keeps the hidden
+  # map anyway (the GELU's input), so bands save nothing there, and the loop
+  # costs time (distillation step, batch 2, 512x512: 5.3 s / 5.9 GB banded,
+  # 4.5 s / 5.5 GB not).
+  band_threshold: int = 1 << 24
 
   @nn.compact
   def __call__(self, images, train: bool = False):
     backbone_cls, backbone_name, adapter_prefix = BACKBONES[self.backbone]
-    features = backbone_cls(width=self.backbone_width, dtype=self.dtype, name=backbone_name)(
-        images.astype(self.dtype), train=train)
+    kernels = layers.check_kernels(self.kernels)
+    features = backbone_cls(width=self.backbone_width, dtype=self.dtype, kernels=kernels,
+                            name=backbone_name)(images.astype(self.dtype), train=train)
     levels = jnp.stack([
         heads.LevelAdapter(self.grid, self.adapter_hidden, self.dim, self.dtype,
-                           name=f"{adapter_prefix}{i + 1}")(features[f"feature{i}"])
+                           NO_BANDS if train else self.band_threshold, kernels,
+                           name=f"{adapter_prefix}{i + 1}")(
+                               features[f"feature{i}"])
         for i in range(NUM_LEVELS)
     ])
     dof = jnp.stack([

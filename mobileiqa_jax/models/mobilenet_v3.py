@@ -108,12 +108,14 @@ class DepthwiseSeparable(nn.Module):
   se: bool
   act: Callable
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     channels = x.shape[-1]
     y = layers.conv2d(channels, self.kernel, self.stride, groups=channels,
-                      use_bias=False, name="conv_dw", dtype=self.dtype)(x)
+                      use_bias=False, name="conv_dw", dtype=self.dtype,
+                      kernels=self.kernels)(x)
     y = self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
     if self.se:
       y = SqueezeExcite(dtype=self.dtype, name="se")(y)
@@ -133,6 +135,7 @@ class InvertedResidual(nn.Module):
   se: bool
   act: Callable
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -143,7 +146,8 @@ class InvertedResidual(nn.Module):
     y = layers.conv2d(mid, 1, use_bias=False, name="conv_pw", dtype=self.dtype)(x)
     y = self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
     y = layers.conv2d(mid, self.kernel, self.stride, groups=mid,
-                      use_bias=False, name="conv_dw", dtype=self.dtype)(y)
+                      use_bias=False, name="conv_dw", dtype=self.dtype,
+                      kernels=self.kernels)(y)
     y = self.act(layers.batch_norm(train, "bn2", self.dtype)(y))
     if self.se:
       y = SqueezeExcite(dtype=self.dtype, name="se")(y)
@@ -169,14 +173,14 @@ class ConvBnAct(nn.Module):
     return self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
 
 
-def _make_block(spec: _Block, width: float, name: str, dtype: Dtype) -> nn.Module:
+def _make_block(spec: _Block, width: float, name: str, dtype: Dtype, kernels: str) -> nn.Module:
   out = _scaled(spec.out, width)
   if spec.kind == "ds":
     return DepthwiseSeparable(out, spec.kernel, spec.stride, spec.se, spec.act,
-                              dtype=dtype, name=name)
+                              dtype=dtype, kernels=kernels, name=name)
   if spec.kind == "ir":
     return InvertedResidual(out, spec.kernel, spec.stride, spec.exp_ratio, spec.se,
-                            spec.act, dtype=dtype, name=name)
+                            spec.act, dtype=dtype, kernels=kernels, name=name)
   if spec.kind == "cn":
     return ConvBnAct(out, spec.kernel, spec.stride, spec.act, dtype=dtype, name=name)
   raise ValueError(f"unknown block kind {spec.kind!r}")
@@ -189,9 +193,12 @@ class MobileNetV3(nn.Module):
     width: channel multiplier; 1.0 is `mobilenetv3_large_100`, smaller values
       give the narrow variants used in tests (channels rounded as timm does).
     dtype: compute dtype; parameters are always float32.
+    kernels: 'xla' or 'tflite', the form of the depthwise convs
+      (`layers.KERNELS`); the parameters are the same.
   """
   width: float = 1.0
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False) -> dict[str, jax.Array]:
@@ -213,7 +220,7 @@ class MobileNetV3(nn.Module):
     features = {}
     for i, stage in enumerate(_STAGES):
       for j, spec in enumerate(stage):
-        x = _make_block(spec, self.width, f"blocks_{i}_{j}", self.dtype)(x, train)
+        x = _make_block(spec, self.width, f"blocks_{i}_{j}", self.dtype, self.kernels)(x, train)
       if i in taps:
         features[f"feature{len(features)}"] = x
     return features

@@ -105,12 +105,13 @@ class ConvNormAct(nn.Module):
   depthwise: bool = False
   act: bool = True
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     groups = x.shape[-1] if self.depthwise else 1
     x = conv2d(self.features, self.kernel_size, self.stride, groups=groups,
-               use_bias=False, name="conv", dtype=self.dtype)(x)
+               use_bias=False, name="conv", dtype=self.dtype, kernels=self.kernels)(x)
     x = batch_norm(train, name="bn", dtype=self.dtype)(x)
     return nn.silu(x) if self.act else x
 
@@ -125,13 +126,14 @@ class InvertedResidual(nn.Module):
   stride: int = 1
   expand_ratio: float = _EXPAND
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     mid = make_divisible(x.shape[-1] * self.expand_ratio)
     y = ConvNormAct(mid, name="conv1_1x1", dtype=self.dtype)(x, train)
     y = ConvNormAct(mid, 3, self.stride, depthwise=True, name="conv2_kxk",
-                    dtype=self.dtype)(y, train)
+                    dtype=self.dtype, kernels=self.kernels)(y, train)
     y = ConvNormAct(self.features, act=False, name="conv3_1x1",
                     dtype=self.dtype)(y, train)
     if self.stride == 1 and x.shape[-1] == self.features:
@@ -201,13 +203,15 @@ class MobileViTV2Block(nn.Module):
   depth: int
   attn_ratio: float = _ATTN_RATIO
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     _, h, w, c = x.shape
     size = (-(-h // _PATCH) * _PATCH, -(-w // _PATCH) * _PATCH)
     x = interpolate_bilinear(x, size, align_corners=True)
-    x = ConvNormAct(c, 3, depthwise=True, name="conv_kxk", dtype=self.dtype)(x, train)
+    x = ConvNormAct(c, 3, depthwise=True, name="conv_kxk", dtype=self.dtype,
+                    kernels=self.kernels)(x, train)
     dim = make_divisible(c * self.attn_ratio)
     x = conv2d(dim, use_bias=False, name="conv_1x1", dtype=self.dtype)(x)
     for i in range(self.depth):
@@ -222,9 +226,12 @@ class MobileViTV2(nn.Module):
   Attributes:
     width: timm's multiplier (mobilevitv2_200 is 2.0; 0.5 for tests).
     dtype: compute dtype; parameters are always float32.
+    kernels: 'xla' or 'tflite', the form of the depthwise convs
+      (`layers.KERNELS`); the parameters are the same.
   """
   width: float = 2.0
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False) -> dict[str, jax.Array]:
@@ -239,8 +246,9 @@ class MobileViTV2(nn.Module):
       channels = _stage_channels(base, self.width)
       for j in range(blocks):
         x = InvertedResidual(channels, stride if j == 0 else 1, name=f"stages_{i}_{j}",
-                             dtype=self.dtype)(x, train)
+                             dtype=self.dtype, kernels=self.kernels)(x, train)
       if depth:
-        x = MobileViTV2Block(depth, name=f"stages_{i}_{blocks}", dtype=self.dtype)(x, train)
+        x = MobileViTV2Block(depth, name=f"stages_{i}_{blocks}", dtype=self.dtype,
+                             kernels=self.kernels)(x, train)
       features[f"feature{i}"] = x
     return features

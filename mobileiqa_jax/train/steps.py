@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mobileiqa_jax.models.mobileiqa import NO_BANDS
 from mobileiqa_jax.train import losses
 
 
@@ -51,6 +52,12 @@ def train_step(state: TrainState, batch, teacher_variables, *, model, tx, schedu
   distillation teacher runs in eval mode under stop_gradient.
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
+  if teacher is not None:
+    # The frozen teacher runs in eval mode, where its level adapters would
+    # band large maps in a loop: inside the step that costs time (XLA:CPU runs
+    # loop bodies slowly) and saves no peak memory, which the student's
+    # backward pass sets (measured at batch 2, 512x512).
+    teacher = teacher.clone(band_threshold=NO_BANDS)
 
   def micro_loss(params, batch_stats, micro, rng):
     (scores, taps), updates = model.apply(

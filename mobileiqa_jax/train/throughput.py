@@ -33,7 +33,7 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
     warmup: untimed steps after compilation.
     smoke: tiny presets on 64x64 images, for tests.
     batch, height, width: the global batch.
-    **model_overrides: fields for both networks (e.g. adapter_band_threshold).
+    **model_overrides: fields for both networks (e.g. band_threshold).
 
   Returns:
     Row fields: compile_s, step_s, steps_s, images_per_s, base/peak RSS.
@@ -71,6 +71,7 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
   start = time.perf_counter()
   compiled = step.lower(state, batch_data, teacher_variables).compile()
   compile_s = time.perf_counter() - start
+  benchmark.release_free_memory()
   base = benchmark.rss_bytes()
   for _ in range(warmup):
     state, metrics = compiled(state, batch_data, teacher_variables)

@@ -159,3 +159,41 @@ def test_score_head_pools_like_the_original():
     assert scores.shape == (2,) and np.all(np.isfinite(scores))
     if pool == 2:
       assert np.all((scores > 0) & (scores < 1))  # the student's sigmoid
+
+
+@pytest.mark.parametrize("size,out", [(7, 22), (22, 22), (23, 22), (45, 22), (616, 22), (13, 5)])
+def test_pool_bands_rebuild_the_pooling_matrix(size, out):
+  starts, weights = heads.pool_bands(size, out)
+  rebuilt = np.zeros((out, size), np.float32)
+  for i, start in enumerate(starts):
+    assert 0 <= start and start + weights.shape[1] <= size
+    rebuilt[i, start:start + weights.shape[1]] += weights[i]
+  np.testing.assert_array_equal(rebuilt, heads.adaptive_pool_matrix(size, out))
+
+
+@pytest.mark.parametrize("h,w", [(5, 9), (7, 30), (22, 22), (23, 45), (61, 97), (44, 3)])
+def test_banded_adapter_equals_plain(h, w):
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.standard_normal((2, h, w, 5)).astype(np.float32))
+  kernel = jnp.asarray(rng.standard_normal((5, 16)).astype(np.float32))
+  bias = jnp.asarray(rng.standard_normal((16,)).astype(np.float32))
+  plain = heads.pooled_pointwise_gelu(x, kernel, bias, 22, bands="none")
+  banded = jax.jit(heads.pooled_pointwise_gelu, static_argnums=(3, 4))(x, kernel, bias, 22, "map")
+  unrolled = heads.pooled_pointwise_gelu(x, kernel, bias, 22, "unrolled", "tflite")
+  np.testing.assert_allclose(banded, plain, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(unrolled, plain, rtol=1e-5, atol=1e-6)
+  y = np.asarray(x) @ np.asarray(kernel) + np.asarray(bias)
+  gelu = 0.5 * y * (1 + np.vectorize(math.erf)(y / math.sqrt(2)))
+  np.testing.assert_allclose(plain, pool_reference(gelu, 22), rtol=1e-5, atol=1e-5)
+
+
+def test_level_adapter_keeps_conv_parameter_names_and_bands_exactly():
+  x = np.random.default_rng(7).standard_normal((1, 50, 31, 6)).astype(np.float32)
+  plain = heads.LevelAdapter(grid=7, hidden=8, dim=4, band_threshold=1 << 30)
+  banded = heads.LevelAdapter(grid=7, hidden=8, dim=4, band_threshold=0)
+  variables = plain.init(jax.random.key(0), x)
+  shapes = jax.tree.map(np.shape, variables["params"])
+  assert shapes == {"cnn1": {"kernel": (1, 1, 6, 8), "bias": (8,)},
+                    "cnn2": {"kernel": (1, 1, 8, 4), "bias": (4,)}}
+  np.testing.assert_allclose(banded.apply(variables, x), plain.apply(variables, x),
+                             rtol=1e-5, atol=1e-6)

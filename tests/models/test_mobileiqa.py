@@ -50,3 +50,17 @@ def test_bfloat16_compute_keeps_float32_params():
   assert {leaf.dtype for leaf in jax.tree.leaves(abstract)} == {jnp.dtype(jnp.float32)}
   scores, taps = jax.jit(model.apply)(random_variables(model, x), x)
   assert scores.dtype == jnp.float32 and taps["levels"].dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("name", ["student_tiny", "teacher_tiny"])
+def test_tflite_kernels_take_the_same_variables_and_agree(name):
+  x = np.random.default_rng(1).standard_normal((1, 67, 90, 3)).astype(np.float32)
+  xla, tflite = models.create(name), models.create(name, kernels="tflite")
+  assert (jax.tree.map(np.shape, jax.eval_shape(xla.init, jax.random.key(0), x))
+          == jax.tree.map(np.shape, jax.eval_shape(tflite.init, jax.random.key(0), x)))
+  variables = random_variables(xla, x)
+  (a, taps_a), (b, taps_b) = jax.jit(xla.apply)(variables, x), jax.jit(tflite.apply)(variables, x)
+  np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(taps_b["levels"], taps_a["levels"], rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="kernels must be one of"):
+    models.create(name, kernels="tpu").init(jax.random.key(0), x)

@@ -1,0 +1,41 @@
+"""The PyTorch-behaving building blocks against their plain Flax/JAX equivalents."""
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mobileiqa_jax.models import layers
+
+
+@pytest.mark.parametrize("h,w,kernel,stride", [
+    (9, 13, 3, 1), (9, 13, 3, 2), (10, 7, 5, 2), (11, 11, 5, 1), (2, 3, 3, 2)])
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_depthwise_conv_equals_grouped_nn_conv(h, w, kernel, stride, use_bias):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((2, h, w, 8)).astype(np.float32)
+  grouped = nn.Conv(8, (kernel, kernel), strides=(stride, stride),
+                    padding=layers.torch_padding(kernel, stride), feature_group_count=8,
+                    use_bias=use_bias)
+  variables = grouped.init(jax.random.key(0), x)
+  variables = jax.tree.map(lambda a: a + 0.1 * rng.standard_normal(a.shape).astype(np.float32),
+                           variables)
+  depthwise = layers.conv2d(8, kernel, stride, groups=8, use_bias=use_bias)
+  assert isinstance(depthwise, layers.DepthwiseConv)
+  assert not isinstance(layers.conv2d(8, kernel, stride, groups=8, kernels="tflite"),
+                        layers.DepthwiseConv)
+  assert (jax.tree.map(np.shape, depthwise.init(jax.random.key(0), x))
+          == jax.tree.map(np.shape, variables))
+  np.testing.assert_allclose(depthwise.apply(variables, x), grouped.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_gelu_is_the_erf_form():
+  x = np.linspace(-6, 6, 101).astype(np.float32)
+  expected = [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)]
+  np.testing.assert_allclose(layers.gelu(jnp.asarray(x)), expected, rtol=1e-6, atol=1e-6)
+  # The TFLite form is the same function, wrapped for the converter.
+  np.testing.assert_allclose(jax.jit(lambda x: layers.gelu(x, "tflite"))(x), expected,
+                             rtol=1e-6, atol=1e-6)
