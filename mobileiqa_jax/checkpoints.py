@@ -106,6 +106,12 @@ def count_params(tree) -> int:
   return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
+def _barrier_prefix(name: str):
+  # Both managers save at an evaluation step; orbax names its cross-process
+  # barriers by step, so without a prefix the two saves would share one.
+  return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
+
+
 class TrainingCheckpoints:
   """The `latest` and `best` managers of a training workdir."""
 
@@ -114,11 +120,13 @@ class TrainingCheckpoints:
     self.model_metadata = dict(model_metadata)
     self.latest = ocp.CheckpointManager(
         workdir / LATEST, options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep_latest, enable_async_checkpointing=True))
+            max_to_keep=keep_latest, enable_async_checkpointing=True,
+            multiprocessing_options=_barrier_prefix("latest")))
     self.best = ocp.CheckpointManager(
         workdir / BEST, options=ocp.CheckpointManagerOptions(
             max_to_keep=1, best_fn=lambda metrics: metrics["sum"], best_mode="max",
-            enable_async_checkpointing=True))
+            enable_async_checkpointing=True,
+            multiprocessing_options=_barrier_prefix("best")))
 
   def save_latest(self, state, iterator):
     step = int(state.step)
