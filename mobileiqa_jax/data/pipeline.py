@@ -61,19 +61,31 @@ class GlobalBatchSampler:
   1 host (so results can be compared, and a run can resume on another
   topology), while every process still reads only the examples it trains on.
   A global batch may straddle an epoch boundary; each epoch is reshuffled.
+
+  grain's workers take every `num_workers`-th sampler index and batch
+  consecutive ones, then their batches are interleaved; indices are laid out
+  so that this still yields the slices of global batches 0, 1, 2, ... in
+  order. With a finite num_epochs, whole rounds of batches (one per worker)
+  are kept.
   """
 
   def __init__(self, num_records: int, global_batch_size: int, process_index: int,
-               process_count: int, *, seed: int, num_epochs: int | None):
+               process_count: int, *, seed: int, num_epochs: int | None, num_workers: int = 0):
     self._global = global_batch_size
     self._local = global_batch_size // process_count
     self._process_index = process_index
+    self._workers = max(1, num_workers)
     self._order = grain.samplers.IndexSampler(
         num_records, shuffle=True, num_epochs=num_epochs, seed=seed)
     self._repr = (f"GlobalBatchSampler({num_records}, {global_batch_size}, {process_index}, "
-                  f"{process_count}, seed={seed}, num_epochs={num_epochs})")
-    self._length = (sys.maxsize if num_epochs is None
-                    else num_records * num_epochs // global_batch_size * self._local)
+                  f"{process_count}, seed={seed}, num_epochs={num_epochs}, "
+                  f"num_workers={num_workers})")
+    if num_epochs is None:
+      self._length = sys.maxsize
+    else:
+      batches = num_records * num_epochs // global_batch_size
+      self._length = batches - batches % self._workers
+      self._length *= self._local
 
   def __len__(self) -> int:
     return self._length
@@ -84,7 +96,11 @@ class GlobalBatchSampler:
   def __getitem__(self, index: int):
     if index < 0 or index >= self._length:
       raise IndexError(f"index {index} out of range for {self._repr}")
-    batch, offset = divmod(index, self._local)
+    # Worker `index % W` makes its (r // B)-th batch from this index: that
+    # batch comes out as local batch n, at offset r % B.
+    worker, r = index % self._workers, index // self._workers
+    batch = (r // self._local) * self._workers + worker
+    offset = r % self._local
     position = batch * self._global + self._process_index * self._local + offset
     chosen = self._order[position]  # its rng (the flips) depends on the global position
     return grain.RecordMetadata(index=index, record_key=chosen.record_key, rng=chosen.rng)
@@ -186,7 +202,8 @@ def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch
       raise ValueError(f"split {split!r} has {len(source)} examples, fewer than one global "
                        f"batch of {global_batch_size}")
     sampler = GlobalBatchSampler(len(source), global_batch_size, process_index, process_count,
-                                 seed=seed, num_epochs=num_epochs)
+                                 seed=seed, num_epochs=num_epochs,
+                                 num_workers=data_cfg.num_workers)
     # The sampler already gives this process its slice of every global batch.
     shard_options = grain.sharding.NoSharding()
   else:
