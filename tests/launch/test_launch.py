@@ -100,8 +100,11 @@ def printed(stdout):
 
 
 def probes(output):
-  return sorted((json.loads(line.split("PROBE ", 1)[1]) for line in output.splitlines()
-                 if "PROBE " in line), key=lambda r: r["process_index"])
+  """Every `PROBE {...}` report in the output. Two processes share one pipe, so
+  two reports can land on one line: decode each object where it starts."""
+  decoder = json.JSONDecoder()
+  parts = output.split("PROBE ")[1:]
+  return sorted((decoder.raw_decode(part)[0] for part in parts), key=lambda r: r["process_index"])
 
 
 def free_port():
@@ -261,7 +264,8 @@ def test_hosts_processes_join_one_runtime(fakes, tmp_path):
   env, calls = fakes
   result = launch("hosts.py", *_hosts_args(tmp_path, free_port()), env=env)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  assert [c[3] for c in calls() if c[0] == "ssh"] == ["127.0.0.1", "localhost"]
+  # The hosts are started concurrently, so their calls arrive in any order.
+  assert sorted(c[3] for c in calls() if c[0] == "ssh") == ["127.0.0.1", "localhost"]
   reports = probes(result.stdout)
   assert [(r["process_index"], r["process_count"]) for r in reports] == [(0, 2), (1, 2)]
   assert "[localhost] PROBE" in result.stdout
