@@ -180,32 +180,6 @@ def measure_gemm(repeats: int, size: int = GEMM_SIZE) -> dict:
           "gflops_per_s": 2 * size ** 3 / seconds / 1e9}
 
 
-def synthetic_variables(model, height: int, width: int, seed: int = 0):
-  """Fan-in scaled random variables for `model` (timing does not need trained weights).
-
-  Values stay in the range trained weights give, so that no softmax or
-  activation runs on infinities; BatchNorm statistics are the identity.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from mobileiqa_jax import convert  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(seed)
-
-  def fill(path, leaf):
-    name = path[-1].key
-    if name == "kernel":
-      fan_in = int(np.prod(leaf.shape[:-1]))
-      return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
-    if name in ("scale", "var"):
-      return np.ones(leaf.shape, np.float32)
-    if name == "gamma":
-      return np.full(leaf.shape, 0.5, np.float32)
-    return (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
-
-  abstract = convert.abstract_variables(model, height, width)
-  return jax.tree_util.tree_map_with_path(fill, abstract)
-
-
 def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
   """Jitted float32 scoring (eval mode) of one case.
 
@@ -217,7 +191,7 @@ def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
   model = models.create(case.model)
-  variables = jax.device_put(synthetic_variables(model, case.height, case.width))
+  variables = jax.device_put(models.random_variables(model, case.height, case.width))
   images = jax.device_put(np.random.default_rng(0).standard_normal(
       (case.batch, case.height, case.width, 3)).astype(np.float32))
   score = lambda v, x: model.apply(v, x)[0]

@@ -52,25 +52,14 @@ def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
 
 
 def random_variables(model, *inputs, seed=0):
-  """Fan-in scaled random variables on the model's abstract tree.
-
-  Compiling `model.init` costs 10-30 s on two CPU cores; the values here only
-  need to keep activations in range. SelfAttention's gamma is made non-zero so
-  that path counts.
-  """
+  """`models.random_variables` for a model called on `inputs` (its first input's size)."""
+  from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
+  images = inputs[0]
+  if images.ndim == 4:
+    return models.random_variables(model, images.shape[1], images.shape[2], seed=seed)
   import jax  # pylint: disable=g-import-not-at-top
+  # Not a whole network (a head, a block): fill its own abstract tree.
   rng = np.random.default_rng(seed)
-
-  def fill(path, leaf):
-    name = path[-1].key
-    if name == "kernel":
-      fan_in = int(np.prod(leaf.shape[:-1]))
-      return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
-    if name == "gamma":
-      return rng.uniform(0.2, 0.8, leaf.shape).astype(np.float32)
-    if name in ("scale", "var"):
-      return rng.uniform(0.8, 1.2, leaf.shape).astype(np.float32)
-    return (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
-
   abstract = jax.eval_shape(model.init, jax.random.key(0), *inputs)
-  return jax.tree_util.tree_map_with_path(fill, abstract)
+  return jax.tree.map(lambda leaf: (rng.standard_normal(leaf.shape) * 0.1).astype(np.float32),
+                      abstract)

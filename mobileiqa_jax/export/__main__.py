@@ -15,17 +15,7 @@ import sys
 
 from mobileiqa_jax import checkpoints
 from mobileiqa_jax import export
-
-
-def parse_size(text: str) -> tuple[int, int]:
-  """'HxW' -> (H, W)."""
-  try:
-    height, width = (int(part) for part in text.lower().split("x"))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH, e.g. 1231x1907; got '{text}'")
-  if height < 1 or width < 1:
-    raise argparse.ArgumentTypeError(f"size must be positive; got '{text}'")
-  return height, width
+from mobileiqa_jax.predict import parse_size
 
 
 def _parse(argv):

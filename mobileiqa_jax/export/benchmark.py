@@ -78,7 +78,7 @@ def convert_synthetic(model_name: str, height: int, width: int, quantization: st
   from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
   from mobileiqa_jax.export import tflite  # pylint: disable=g-import-not-at-top
   module = models.create(model_name, kernels="tflite")
-  variables = benchmark.synthetic_variables(module, height, width)
+  variables = models.random_variables(module, height, width)
   fn = tflite.scoring_function(module, "float32")
   images = jax.ShapeDtypeStruct((1, height, width, 3), np.float32)
   flops = benchmark.count_flops(jax.make_jaxpr(fn)(variables, images))

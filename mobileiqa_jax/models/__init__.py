@@ -1,4 +1,7 @@
 """The MobileIQA networks: `create(name, **overrides)` builds a preset."""
+import jax
+import numpy as np
+
 from mobileiqa_jax.models.mobileiqa import MobileIQA
 
 # The two networks of the paper, and tiny variants (same code, small widths)
@@ -24,3 +27,29 @@ def create(name: str, **overrides) -> MobileIQA:
   if unknown:
     raise ValueError(f"unknown model field(s) {sorted(unknown)} for '{name}'")
   return MobileIQA(**{**PRESETS[name], **overrides})
+
+
+def random_variables(model, height: int = 64, width: int = 64, *, seed: int = 0):
+  """Fan-in scaled random variables for `model`, as NumPy arrays.
+
+  For timing and tests, where compiling `model.init` (tens of seconds on a
+  CPU) buys nothing: values stay in the range trained weights give, and
+  SelfAttention's gamma is non-zero so that path counts. Parameter shapes do
+  not depend on the input size; height and width only shape the trace.
+  """
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = path[-1].key
+    if name == "kernel":
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+    if name == "gamma":
+      return rng.uniform(0.2, 0.8, leaf.shape).astype(np.float32)
+    if name in ("scale", "var"):
+      return rng.uniform(0.8, 1.2, leaf.shape).astype(np.float32)
+    return (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+  images = jax.ShapeDtypeStruct((1, height, width, 3), np.float32)
+  abstract = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images)
+  return jax.tree_util.tree_map_with_path(fill, abstract)

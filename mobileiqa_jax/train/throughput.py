@@ -51,13 +51,13 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
   config = defaults.base_config("synthetic", runlocal=False)
   tx, schedule = optim.create(config.optimizer, steps_per_epoch=100, total_steps=1000)
   mesh = sharding.make_mesh(1, jax.devices()[:1])
-  variables = benchmark.synthetic_variables(model, height, width)
+  variables = models.random_variables(model, height, width)
   state = steps.init_state(model, tx, jax.random.PRNGKey(0),
                            batch_data["image"].shape, variables)
   state_shardings = sharding.tree_shardings(state, mesh)
   teacher_variables, teacher_shardings = {}, {}
   if teacher is not None:
-    teacher_variables = benchmark.synthetic_variables(teacher, height, width, seed=1)
+    teacher_variables = models.random_variables(teacher, height, width, seed=1)
     teacher_shardings = sharding.tree_shardings(teacher_variables, mesh)
   state = jax.device_put(state, state_shardings)
   teacher_variables = jax.device_put(teacher_variables, teacher_shardings)
