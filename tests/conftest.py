@@ -52,14 +52,7 @@ def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
 
 
 def random_variables(model, *inputs, seed=0):
-  """`models.random_variables` for a model called on `inputs` (its first input's size)."""
-  from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
-  images = inputs[0]
-  if images.ndim == 4:
-    return models.random_variables(model, images.shape[1], images.shape[2], seed=seed)
+  """`models.random_like` on the variables of any Flax module called on `inputs`."""
   import jax  # pylint: disable=g-import-not-at-top
-  # Not a whole network (a head, a block): fill its own abstract tree.
-  rng = np.random.default_rng(seed)
-  abstract = jax.eval_shape(model.init, jax.random.key(0), *inputs)
-  return jax.tree.map(lambda leaf: (rng.standard_normal(leaf.shape) * 0.1).astype(np.float32),
-                      abstract)
+  from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
+  return models.random_like(jax.eval_shape(model.init, jax.random.key(0), *inputs), seed=seed)

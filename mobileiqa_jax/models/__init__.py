@@ -29,13 +29,12 @@ def create(name: str, **overrides) -> MobileIQA:
   return MobileIQA(**{**PRESETS[name], **overrides})
 
 
-def random_variables(model, height: int = 64, width: int = 64, *, seed: int = 0):
-  """Fan-in scaled random variables for `model`, as NumPy arrays.
+def random_like(abstract_variables, *, seed: int = 0):
+  """Fan-in scaled random values for an (abstract) variable tree, as NumPy.
 
   For timing and tests, where compiling `model.init` (tens of seconds on a
   CPU) buys nothing: values stay in the range trained weights give, and
-  SelfAttention's gamma is non-zero so that path counts. Parameter shapes do
-  not depend on the input size; height and width only shape the trace.
+  SelfAttention's gamma is non-zero so that path counts.
   """
   rng = np.random.default_rng(seed)
 
@@ -50,6 +49,11 @@ def random_variables(model, height: int = 64, width: int = 64, *, seed: int = 0)
       return rng.uniform(0.8, 1.2, leaf.shape).astype(np.float32)
     return (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
 
+  return jax.tree_util.tree_map_with_path(fill, abstract_variables)
+
+
+def random_variables(model, height: int = 64, width: int = 64, *, seed: int = 0):
+  """`random_like` on a MobileIQA model's variables (their shapes do not depend
+  on the input size; height and width only shape the trace)."""
   images = jax.ShapeDtypeStruct((1, height, width, 3), np.float32)
-  abstract = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images)
-  return jax.tree_util.tree_map_with_path(fill, abstract)
+  return random_like(jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images), seed=seed)
