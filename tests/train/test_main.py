@@ -7,6 +7,7 @@ the persistent compilation cache serves the repeats.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -164,3 +165,17 @@ def test_distillation_then_evaluation(teacher_run, tmp_path):
   table = json.loads((workdir / "eval.json").read_text())
   assert set(table) == {"checkpoint", "validation", "test"}
   assert -1.0 <= table["test"]["srcc"] <= 1.0
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(teacher_run, tmp_path):
+  workdir = tmp_path / "diverged"
+  shutil.copytree(teacher_run[0], workdir)  # latest checkpoint: step 6
+  result = subprocess.run(
+      main_command(workdir, *TEACHER, "--config.num_train_steps=9",
+                   "--config.optimizer.learning_rate=1e30"),
+      cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+  assert result.returncode != 0
+  assert "NonFiniteLossError: non-finite loss" in result.stderr
+  assert "the last good checkpoint is step 6" in result.stderr
+  _, metadata = latest_params(workdir)
+  assert metadata["step"] == 6
