@@ -56,14 +56,19 @@ def _format_eta(seconds: float) -> str:
   return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def make_eval_fn(model, mesh):
+  """The jitted eval step, its outputs replicated so every process can read them."""
+  return jax.jit(lambda v, b: steps.eval_step(v, b, model=model),
+                 out_shardings=sharding.replicated(mesh))
+
+
 def evaluate_split(model, variables, config, split: str, mesh, eval_fn=None):
   """Scores every example of `split` once (across all processes) and returns
   (metrics, predictions, labels) on every process."""
   loader = pipeline.make_loader(config.data, split, global_batch_size=config.eval_batch_size,
                                 train=False, seed=config.seed)
   if eval_fn is None:
-    eval_fn = jax.jit(lambda v, b: steps.eval_step(v, b, model=model),
-                      out_shardings=sharding.replicated(mesh))
+    eval_fn = make_eval_fn(model, mesh)
   predictions, labels = [], []
   for batch in loader:
     scores, label, valid = eval_fn(variables, sharding.global_batch(batch, mesh))
@@ -146,8 +151,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       state_shardings, sharding.batch_sharding(mesh), teacher_shardings,
       model=model, tx=tx, schedule=schedule, loss_kind=config.loss.kind, loss_weights=weights,
       teacher=teacher, teacher_size=teacher_size, accumulation_steps=accumulation)
-  eval_fn = jax.jit(lambda v, b: steps.eval_step(v, b, model=model),
-                    out_shardings=sharding.replicated(mesh))
+  eval_fn = make_eval_fn(model, mesh)
 
   writer = metric_writers.create_default_writer(
       str(workdir / "tensorboard"), just_logging=jax.process_index() > 0)
@@ -156,7 +160,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
        config.model.name, total_steps, steps_per_epoch, batch, jax.device_count(),
        jax.process_count())
 
-  last_metrics, last_time, last_step, start_time, start_step = None, time.time(), step, time.time(), step
+  last_time, last_step, start_time, start_step = time.time(), step, time.time(), step
   eval_metrics = {}
 
   def check_finite(step_metrics, at_step):
@@ -199,7 +203,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       ckpt.save_best(state, eval_metrics)
     if do_save:
       ckpt.save_latest(state, train_iter)
-    last_time = time.time() if do_eval else last_time
+    if do_eval:  # the evaluation's time is not training throughput
+      last_time = time.time()
   writer.flush()
   ckpt.wait()
   ckpt.close()
@@ -218,9 +223,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = Fals
   mesh = sharding.make_mesh(config.sharding.model_axis)
   variables = jax.device_put(variables, sharding.tree_shardings(
       variables, mesh, config.sharding.min_shard_elements))
+  eval_fn = make_eval_fn(model, mesh)  # one compilation for every split
   results = {}
   for split in config.eval.splits:
-    results[split], _, _ = evaluate_split(model, variables, config, split, mesh)
+    results[split], _, _ = evaluate_split(model, variables, config, split, mesh, eval_fn)
   if jax.process_index() == 0:
     if not quiet:
       print(format_table(results, f"{metadata['model']} from {source}"))
