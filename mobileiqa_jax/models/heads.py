@@ -78,7 +78,10 @@ def pooled_pointwise_gelu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
   band live). 'unrolled' writes each band out with static slices, each
   exactly its pooling window: no loop op, which the TFLite converter would
   turn into a WHILE that XNNPACK does not take, and LiteRT's arena planner
-  still reuses one band's buffers for the next.
+  still reuses one band's buffers for the next. Differentiated, either form
+  recomputes each band's hidden activation in the backward pass, so neither
+  it nor its gradient is ever whole (the student's first level at batch 2,
+  512x512: 1.1 GB of the distillation step's peak, gone).
 
   Args:
     x: (B, H, W, C).
@@ -105,6 +108,9 @@ def pooled_pointwise_gelu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
     y = jnp.einsum("h,bhwd->bwd", row_weights, y)
     return jnp.einsum("jw,bwd->bjd", cols, y)
 
+  # Checkpointed: a backward pass recomputes each band's hidden activation
+  # from its input rows instead of keeping them all.
+  pool_band = jax.checkpoint(pool_band)
   if bands == "unrolled":
     matrix = adaptive_pool_matrix(x.shape[1], out_size)
     out = []
@@ -148,7 +154,7 @@ class LevelAdapter(nn.Module):
       large maps are banded: a `lax.map` for XLA, unrolled bands for TFLite.
     band_threshold: compute the first conv, GELU and pool in row bands when
       the hidden activation would hold more than this many values (see
-      `pooled_pointwise_gelu`); below it (64 MB) a loop saves little. The
+      `pooled_pointwise_gelu`); below it (64 MB) bands save little. The
       value is a first guess, not tuned per level.
   """
   grid: int = 22

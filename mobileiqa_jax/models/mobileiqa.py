@@ -50,12 +50,9 @@ class MobileIQA(nn.Module):
   # 'xla' | 'tflite' (layers.KERNELS): the graph's form for XLA or for the
   # TFLite converter; same parameters and outputs. The export sets 'tflite'.
   kernels: str = "xla"
-  # In eval mode, level adapters whose hidden map would hold more values than
-  # this compute it in row bands (heads.LevelAdapter); only memory and speed
-  # depend on it. Training never bands: the backward pass keeps the hidden
-  # map anyway (the GELU's input), so bands save nothing there, and the loop
-  # costs time (distillation step, batch 2, 512x512: 5.3 s / 5.9 GB banded,
-  # 4.5 s / 5.5 GB not).
+  # Level adapters whose hidden map would hold more values than this compute
+  # it in row bands (heads.LevelAdapter), in training recomputed band by band
+  # in the backward pass; only memory and speed depend on it.
   band_threshold: int = 1 << 24
 
   @nn.compact
@@ -66,8 +63,7 @@ class MobileIQA(nn.Module):
                             name=backbone_name)(images.astype(self.dtype), train=train)
     levels = jnp.stack([
         heads.LevelAdapter(self.grid, self.adapter_hidden, self.dim, self.dtype,
-                           NO_BANDS if train else self.band_threshold, kernels,
-                           name=f"{adapter_prefix}{i + 1}")(
+                           self.band_threshold, kernels, name=f"{adapter_prefix}{i + 1}")(
                                features[f"feature{i}"])
         for i in range(NUM_LEVELS)
     ])

@@ -123,9 +123,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   image_shape = (1, 64, 64, 3)  # parameters do not depend on the input size
   rng = jax.random.PRNGKey(config.seed)
-  def make_state(rng, variables):
-    return steps.init_state(model, tx, rng, image_shape, variables)
-  abstract_state = jax.eval_shape(make_state, rng, None)
+  abstract_state = jax.eval_shape(
+      lambda rng: steps.init_state(model, tx, rng, image_shape), rng)
   state_shardings = sharding.tree_shardings(abstract_state, mesh, config.sharding.min_shard_elements)
   abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                 abstract_state, state_shardings)
@@ -139,7 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     _log("resumed from %s at step %d", workdir / checkpoints.LATEST, int(state.step))
   else:
     init_variables = _initial_variables(config, model, rng, image_shape)
-    state = jax.jit(make_state, out_shardings=state_shardings)(rng, init_variables)
+    state = steps.create_state(model, tx, rng, image_shape, init_variables, state_shardings)
 
   teacher = teacher_variables = teacher_shardings = None
   if config.distill.enabled:

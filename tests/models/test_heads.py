@@ -187,6 +187,22 @@ def test_banded_adapter_equals_plain(h, w):
   np.testing.assert_allclose(plain, pool_reference(gelu, 22), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("bands", ["map", "unrolled"])
+def test_banded_adapter_gradients_equal_plain(bands):
+  # Bands are recomputed in the backward pass; the gradients must not change.
+  rng = np.random.default_rng(8)
+  args = [jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+          for shape in ((2, 47, 30, 5), (5, 16), (16,))]
+  out_grad = jnp.asarray(rng.standard_normal((2, 22, 22, 16)).astype(np.float32))
+
+  def grads(bands):
+    f = lambda *args: heads.pooled_pointwise_gelu(*args, 22, bands)
+    return jax.jit(lambda *args: jax.vjp(f, *args)[1](out_grad))(*args)
+
+  for a, e in zip(grads(bands), grads("none")):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
 def test_level_adapter_keeps_conv_parameter_names_and_bands_exactly():
   x = np.random.default_rng(7).standard_normal((1, 50, 31, 6)).astype(np.float32)
   plain = heads.LevelAdapter(grid=7, hidden=8, dim=4, band_threshold=1 << 30)

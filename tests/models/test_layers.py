@@ -32,6 +32,27 @@ def test_depthwise_conv_equals_grouped_nn_conv(h, w, kernel, stride, use_bias):
                              rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("h,w,kernel,stride", [(9, 13, 3, 1), (10, 7, 5, 2), (2, 3, 3, 2)])
+def test_depthwise_conv_gradients_equal_grouped_nn_conv(h, w, kernel, stride):
+  # The custom backward pass (one tap at a time) against autodiff of XLA's conv.
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((2, h, w, 8)).astype(np.float32))
+  weights = jnp.asarray(rng.standard_normal((kernel, kernel, 8)).astype(np.float32))
+  padding = layers.torch_padding(kernel, stride)
+
+  def grouped(x, weights):
+    return jax.lax.conv_general_dilated(
+        x, weights[:, :, None, :], (stride, stride), padding,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=8)
+
+  out_grad = jnp.asarray(rng.standard_normal(grouped(x, weights).shape).astype(np.float32))
+  expected = jax.vjp(grouped, x, weights)[1](out_grad)
+  actual = jax.vjp(lambda x, k: layers.depthwise_conv(x, k, stride, padding), x, weights)[1](
+      out_grad)
+  for a, e in zip(actual, expected):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
 def test_gelu_is_the_erf_form():
   x = np.linspace(-6, 6, 101).astype(np.float32)
   expected = [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)]
