@@ -20,6 +20,7 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mobileiqa_jax.export import tflite
 from mobileiqa_jax.export import verify
@@ -71,7 +72,7 @@ def export_tflite(module, variables, out_path, height: int, width: int,
                   model_name: str | None = None, samples: int = DEFAULT_SAMPLES, seed: int = 0,
                   float32_tolerance: float = DEFAULT_FLOAT32_TOLERANCE,
                   min_srcc: float = DEFAULT_MIN_SRCC, num_threads: int | None = None,
-                  metadata: dict | None = None) -> dict:
+                  images: np.ndarray | None = None, metadata: dict | None = None) -> dict:
   """Exports `module` with `variables` to a verified batch-1 TFLite file.
 
   Args:
@@ -92,6 +93,9 @@ def export_tflite(module, variables, out_path, height: int, width: int,
     float32_tolerance: the largest |score difference| a float32 export may show.
     min_srcc: the smallest SRCC a quantised export may show against JAX float32.
     num_threads: LiteRT threads for the check (default: LiteRT's choice).
+    images: (N, height, width, 3) uint8 RGB images to check on instead of
+      the synthetic samples (e.g. a dataset's test split, `split_images`);
+      `samples` and `seed` are then unused.
     metadata: extra entries for the report (e.g. the source checkpoint).
 
   Returns:
@@ -105,9 +109,19 @@ def export_tflite(module, variables, out_path, height: int, width: int,
     raise ValueError(f"unknown quantization '{quantization}'; choose one of {QUANTIZATIONS}")
   if input_kind not in INPUT_KINDS:
     raise ValueError(f"unknown input kind '{input_kind}'; choose one of {INPUT_KINDS}")
+  if images is not None:
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.shape[1:] != (height, width, 3):
+      raise ValueError(f"verification images must be uint8 (N, {height}, {width}, 3), got "
+                       f"{images.dtype}{list(images.shape)}")
+    samples = len(images)
   if samples < (1 if quantization == "float32" else 3):
     raise ValueError(f"{quantization} export needs more sample images than {samples}")
   out_path = pathlib.Path(out_path)
+  if not out_path.parent.is_dir():
+    # Checked before the conversion, which takes minutes at full size.
+    raise FileNotFoundError(f"cannot write {out_path}: {out_path.parent} is not a directory; "
+                            "create it or choose another output path")
   json_path = out_path.with_suffix(".json")
   module = module.clone(dtype=jnp.float32)
   # The graph is written in the forms LiteRT runs fast (native depthwise
@@ -118,7 +132,10 @@ def export_tflite(module, variables, out_path, height: int, width: int,
   reference_fn = tflite.scoring_function(module.clone(kernels="xla"), input_kind)
 
   flatbuffer = tflite.convert(exported_fn, variables, height, width, input_kind, quantization)
-  inputs = verify.model_inputs(verify.sample_images(samples, height, width, seed), input_kind)
+  sample_source = "given images" if images is not None else f"synthetic samples, seed {seed}"
+  if images is None:
+    images = verify.sample_images(samples, height, width, seed)
+  inputs = verify.model_inputs(images, input_kind)
   reference = verify.jax_scores(reference_fn, variables, inputs)
 
   temps = []
@@ -140,7 +157,7 @@ def export_tflite(module, variables, out_path, height: int, width: int,
         input=_describe_input(height, width, input_kind),
         output=dict(name="score", shape=[1], dtype="float32",
                     note="predicted quality; the student's sigmoid gives 0..1"),
-        verification=dict(comparison.to_dict(), seed=seed, float32_tolerance=float32_tolerance,
+        verification=dict(comparison.to_dict(), images=sample_source, float32_tolerance=float32_tolerance,
                           min_srcc=min_srcc, reference="JAX float32, jitted"),
         file=dict(name=out_path.name, bytes=len(flatbuffer),
                   sha256=hashlib.sha256(flatbuffer).hexdigest()),

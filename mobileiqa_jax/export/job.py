@@ -7,9 +7,21 @@ import logging
 
 import jax
 from etils import epath
+import numpy as np
 
 from mobileiqa_jax import checkpoints
 from mobileiqa_jax import export
+from mobileiqa_jax.data import pipeline
+from mobileiqa_jax.data import preprocess
+
+
+def split_images(data_cfg, split: str, height: int, width: int, limit: int = 0) -> np.ndarray:
+  """The first `limit` (0: all) images of a dataset split, decoded and resized
+  to (height, width) as the evaluation pipeline does: (N, height, width, 3) uint8."""
+  source = pipeline.make_source(data_cfg, split)
+  count = len(source) if limit <= 0 else min(limit, len(source))
+  resize = preprocess.DecodeAndResize(height, width)
+  return np.stack([resize.map(source[i])["image"] for i in range(count)])
 
 
 def export_from_config(config, workdir: str) -> dict:
@@ -17,11 +29,19 @@ def export_from_config(config, workdir: str) -> dict:
   source = config.export.checkpoint or workdir
   out = config.export.out or str(epath.Path(workdir) / f"student_{config.export.quantization}.tflite")
   module, variables, metadata = checkpoints.load_model(source)
+  epath.Path(out).parent.mkdir(parents=True, exist_ok=True)
+  height, width = config.data.height, config.data.width
+  images, checked_on = None, "synthetic sample images"
+  if config.export.verify_split:
+    images = split_images(config.data, config.export.verify_split, height, width,
+                          config.export.verify_limit)
+    checked_on = f"{config.data.name} {config.export.verify_split} split, {len(images)} images"
   report = export.export_tflite(
-      module, variables, out, config.data.height, config.data.width,
+      module, variables, out, height, width,
       config.export.quantization, config.export.input_kind, model_name=metadata["model"],
-      min_srcc=config.export.min_srcc,
-      metadata=dict(checkpoint=str(source), overrides=metadata.get("overrides", {})))
+      min_srcc=config.export.min_srcc, images=images,
+      metadata=dict(checkpoint=str(source), overrides=metadata.get("overrides", {}),
+                    verified_on=checked_on))
   if jax.process_index() == 0:
     check = report["verification"]
     logging.getLogger("mobileiqa_jax").info(

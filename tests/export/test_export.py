@@ -10,7 +10,9 @@ from mobileiqa_jax import export
 from mobileiqa_jax import models
 from mobileiqa_jax.export import __main__ as export_main
 from mobileiqa_jax.export import benchmark
+from mobileiqa_jax.export import job
 from mobileiqa_jax.export import verify
+from mobileiqa_jax.train import defaults
 from tests.conftest import random_variables
 
 HEIGHT, WIDTH = 96, 128
@@ -140,6 +142,31 @@ def test_command_lines_export_a_checkpoint_and_time_it(micro, tmp_path, capsys):
   assert "1 thread(s): median" in printed and "2 thread(s): median" in printed
   latency = benchmark.tflite_latency(out, num_threads=1, runs=2)
   assert latency["runs"] == 2 and 0 < latency["min_s"] <= latency["median_s"] <= latency["max_s"]
+
+
+def test_export_job_checks_on_a_dataset_split(micro, tmp_path):
+  # configs/export.py with export.verify_split: the quantised model is judged
+  # on the dataset's own test images, not on synthetic samples.
+  _, variables = micro
+  checkpoints.save_model(tmp_path / "ckpt", variables, "student_tiny", MICRO)
+  config = defaults.base_config("synthetic", runlocal=True)
+  config.data.height, config.data.width = HEIGHT, WIDTH
+  config.export.update(checkpoint=str(tmp_path / "ckpt"), quantization="dynamic_int8",
+                       verify_split="test", verify_limit=5)
+  report = job.export_from_config(config, str(tmp_path / "run"))
+  assert report["verified_on"] == "synthetic test split, 5 images"
+  assert report["verification"]["samples"] == 5
+  assert report["verification"]["images"] == "given images"
+  images = job.split_images(config.data, "test", HEIGHT, WIDTH, limit=5)
+  assert images.shape == (5, HEIGHT, WIDTH, 3) and images.dtype == np.uint8
+  assert (tmp_path / "run" / "student_dynamic_int8.tflite").exists()
+
+  with pytest.raises(ValueError, match=r"uint8 \(N, 96, 128, 3\)"):
+    export.export_tflite(micro[0], variables, tmp_path / "x.tflite", HEIGHT, WIDTH,
+                         images=images[:, :50])
+  assert not (tmp_path / "x.tflite").exists()
+  with pytest.raises(FileNotFoundError, match="missing is not a directory"):
+    export.export_tflite(micro[0], variables, tmp_path / "missing" / "x.tflite", HEIGHT, WIDTH)
 
 
 @pytest.mark.slow
