@@ -52,15 +52,20 @@ class MobileIQA(nn.Module):
   kernels: str = "xla"
   # Level adapters whose hidden map would hold more values than this compute
   # it in row bands (heads.LevelAdapter), in training recomputed band by band
-  # in the backward pass; only memory and speed depend on it.
+  # in the backward pass; so do MobileViTv2's inverted residuals at inference
+  # (mobilevit_v2.InvertedResidual). Only memory and speed depend on it.
   band_threshold: int = 1 << 24
 
   @nn.compact
   def __call__(self, images, train: bool = False):
     backbone_cls, backbone_name, adapter_prefix = BACKBONES[self.backbone]
     kernels = layers.check_kernels(self.kernels)
+    # MobileViTv2 bands its large inverted residuals at inference, as the
+    # adapters band (the teacher's stage 1 at full size); MobileNetV3's maps
+    # are small enough whole.
+    banding = {"band_threshold": self.band_threshold} if self.backbone == "mobilevit_v2" else {}
     features = backbone_cls(width=self.backbone_width, dtype=self.dtype, kernels=kernels,
-                            name=backbone_name)(images.astype(self.dtype), train=train)
+                            name=backbone_name, **banding)(images.astype(self.dtype), train=train)
     levels = jnp.stack([
         heads.LevelAdapter(self.grid, self.adapter_hidden, self.dim, self.dtype,
                            self.band_threshold, kernels, name=f"{adapter_prefix}{i + 1}")(

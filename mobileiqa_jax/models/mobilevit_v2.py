@@ -35,6 +35,10 @@ _STAGES = (
 )
 _STEM = 32
 _PATCH = 2
+_KERNEL = 3  # the inverted residuals' depthwise conv
+# Values in one band of an inverted residual's expanded map (8 MB): a loop
+# step holds a few such buffers, and smaller bands only add steps.
+_BAND_VALUES = 1 << 21
 _EXPAND = 2.0  # inverted-residual expansion of the block input
 _ATTN_RATIO = 0.5  # transformer width relative to the stage width
 _MLP_RATIO = 2.0
@@ -98,7 +102,10 @@ def _group_norm(name: str, dtype: Dtype) -> nn.GroupNorm:
 
 
 class ConvNormAct(nn.Module):
-  """timm ConvNormAct: bias-free conv, BatchNorm, optional SiLU."""
+  """timm ConvNormAct: bias-free conv, BatchNorm, optional SiLU.
+
+  `padding` overrides PyTorch's symmetric padding (`layers.torch_padding`).
+  """
   features: int
   kernel_size: int = 1
   stride: int = 1
@@ -106,12 +113,14 @@ class ConvNormAct(nn.Module):
   act: bool = True
   dtype: Dtype = jnp.float32
   kernels: str = "xla"
+  padding: Any = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     groups = x.shape[-1] if self.depthwise else 1
     x = conv2d(self.features, self.kernel_size, self.stride, groups=groups,
-               use_bias=False, name="conv", dtype=self.dtype, kernels=self.kernels)(x)
+               use_bias=False, padding=self.padding, name="conv", dtype=self.dtype,
+               kernels=self.kernels)(x)
     x = batch_norm(train, name="bn", dtype=self.dtype)(x)
     return nn.silu(x) if self.act else x
 
@@ -121,24 +130,79 @@ class InvertedResidual(nn.Module):
 
   The residual exists only where shapes allow it; timm's `downsample=''` means
   no projection shortcut otherwise.
+
+  In eval mode, when the expanded map would hold more than `band_threshold`
+  values, the block runs on bands of output rows, each from the input rows
+  its 3x3 window reaches: the expanded map, 0.6 GB per 1231x1907 image in
+  the teacher's stage 1 (and its padded copy as much again), never exists at
+  once. Every op is per row but the 3x3 conv, whose rows each band has, so
+  this is exact. Training uses batch statistics over the whole map, and
+  never bands.
   """
   features: int
   stride: int = 1
   expand_ratio: float = _EXPAND
   dtype: Dtype = jnp.float32
   kernels: str = "xla"
+  band_threshold: int = 1 << 62
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    mid = make_divisible(x.shape[-1] * self.expand_ratio)
-    y = ConvNormAct(mid, name="conv1_1x1", dtype=self.dtype)(x, train)
-    y = ConvNormAct(mid, 3, self.stride, depthwise=True, name="conv2_kxk",
-                    dtype=self.dtype, kernels=self.kernels)(y, train)
-    y = ConvNormAct(self.features, act=False, name="conv3_1x1",
-                    dtype=self.dtype)(y, train)
-    if self.stride == 1 and x.shape[-1] == self.features:
+    b, h, w, c = x.shape
+    mid = make_divisible(c * self.expand_ratio)
+    expand = ConvNormAct(mid, name="conv1_1x1", dtype=self.dtype)
+    depthwise = ConvNormAct(mid, _KERNEL, self.stride, depthwise=True, name="conv2_kxk",
+                            dtype=self.dtype, kernels=self.kernels)
+    project = ConvNormAct(self.features, act=False, name="conv3_1x1", dtype=self.dtype)
+    if train or self.is_initializing() or b * h * w * mid <= self.band_threshold:
+      y = project(depthwise(expand(x, train), train), train)
+    else:
+      y = self._bands(x, expand, depthwise, project, b * w * mid)
+    if self.stride == 1 and c == self.features:
       y = y + x
     return y
+
+  def _bands(self, x, expand, depthwise, project, values_per_row):
+    """The block in eval mode, one band of output rows per loop step.
+
+    A loop, so that XLA holds one band at a time (written out, its scheduler
+    ran the bands side by side), writing each band into the output in place.
+    Bands are equal; the last one ends at the last row and overlaps its
+    predecessor, whose rows it recomputes to the same values. A band's input
+    rows are read from the unpadded map, shifted by at most the conv's
+    padding at the top and bottom edges, with zeros where the padding is.
+    """
+    h = x.shape[1]
+    pad, stride = _KERNEL // 2, self.stride
+    out_h = (h + 2 * pad - _KERNEL) // stride + 1
+    rows = max(1, min(out_h, _BAND_VALUES // (values_per_row * stride)))
+    band_in = (rows - 1) * stride + _KERNEL  # input rows per band, halo included
+    if band_in > h:
+      return project(depthwise(expand(x)))
+    # The submodules' variables, applied by unbound copies inside the loop,
+    # where Flax modules cannot be called.
+    expand_vars, depthwise_vars, project_vars = (m.variables for m in (expand, depthwise, project))
+    expand, project = expand.clone(parent=None), project.clone(parent=None)
+    depthwise = depthwise.clone(parent=None, padding=((0, 0), (pad, pad)))
+
+    def band(index, out):
+      first = jnp.minimum(index * rows, out_h - rows)  # the band's first output row
+      want = first * stride - pad  # its first input row; -1 at the top edge
+      read = jnp.clip(want, 0, h - band_in)
+      y = expand.apply(expand_vars, jax.lax.dynamic_slice_in_dim(x, read, band_in, axis=1))
+      # want - read is -1 at the top edge, +1 at the bottom one, else 0: shift
+      # by it, bringing in a zero row where the conv pads.
+      y = jnp.pad(y, ((0, 0), (pad, pad), (0, 0), (0, 0)))
+      y = jax.lax.dynamic_slice_in_dim(y, want - read + pad, band_in, axis=1)
+      y = project.apply(project_vars, depthwise.apply(depthwise_vars, y))
+      return y if out is None else jax.lax.dynamic_update_slice_in_dim(out, y, first, axis=1)
+
+    # The first band, padded to the full height, starts the output: a zeros
+    # array would depend on nothing, and XLA would make it (and a copy) long
+    # before the loop runs.
+    first = band(0, None)
+    out = jnp.pad(first, ((0, 0), (0, out_h - rows), (0, 0), (0, 0)))
+    return jax.lax.fori_loop(1, -(-out_h // rows), band, out)
 
 
 class LinearSelfAttention(nn.Module):
@@ -232,6 +296,7 @@ class MobileViTV2(nn.Module):
   width: float = 2.0
   dtype: Dtype = jnp.float32
   kernels: str = "xla"
+  band_threshold: int = 1 << 62  # see InvertedResidual
 
   @nn.compact
   def __call__(self, x, train: bool = False) -> dict[str, jax.Array]:
@@ -246,7 +311,8 @@ class MobileViTV2(nn.Module):
       channels = _stage_channels(base, self.width)
       for j in range(blocks):
         x = InvertedResidual(channels, stride if j == 0 else 1, name=f"stages_{i}_{j}",
-                             dtype=self.dtype, kernels=self.kernels)(x, train)
+                             dtype=self.dtype, kernels=self.kernels,
+                             band_threshold=self.band_threshold)(x, train)
       if depth:
         x = MobileViTV2Block(depth, name=f"stages_{i}_{blocks}", dtype=self.dtype,
                              kernels=self.kernels)(x, train)

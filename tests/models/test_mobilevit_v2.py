@@ -119,3 +119,18 @@ def test_tiny_variant_odd_size_batch_two():
       variables, x)
   assert tree_shapes(updates["batch_stats"]) == tree_shapes(variables["batch_stats"])
   assert train_out["feature4"].shape == out["feature4"].shape
+
+
+@pytest.mark.parametrize("h,w,stride,band_values", [
+    (23, 9, 2, 40), (24, 9, 2, 40), (23, 9, 1, 40), (11, 6, 2, 1), (11, 6, 1, 1), (9, 5, 2, 10**6)])
+def test_banded_inverted_residual_equals_whole(monkeypatch, h, w, stride, band_values):
+  # Bands of a few rows (odd and even heights, both strides, one-row bands,
+  # a band taller than the map) against the block run whole.
+  monkeypatch.setattr(mobilevit_v2, "_BAND_VALUES", band_values)
+  x = np.random.default_rng(3).standard_normal((2, h, w, 4)).astype(np.float32)
+  whole = mobilevit_v2.InvertedResidual(4 if stride == 1 else 6, stride)
+  banded = whole.clone(band_threshold=0)
+  variables = random_variables(whole, x, seed=4)
+  expected = whole.apply(variables, x)
+  np.testing.assert_allclose(jax.jit(banded.apply)(variables, x), expected, rtol=1e-5, atol=1e-5)
+  assert tree_shapes(banded.init(jax.random.key(0), x)) == tree_shapes(variables)
