@@ -272,17 +272,21 @@ INFERENCE_BACKENDS: dict[str, Callable[[Case, int, int], dict]] = {
     "litert_int8": functools.partial(measure_litert, quantization="dynamic_int8"),
 }
 
-def measure_training(kind: str, repeats: int, warmup: int, smoke: bool) -> dict:
-  """`train.throughput.measure`: one optimiser step at batch 2, 512x512."""
+def measure_training(kind: str, repeats: int, warmup: int, smoke: bool, **shape) -> dict:
+  """`train.throughput.measure`: one optimiser step (batch 2, 512x512 unless
+  `shape` gives batch, height, width)."""
   from mobileiqa_jax.train import throughput  # pylint: disable=g-import-not-at-top
-  return throughput.measure(kind, repeats, warmup, smoke)
+  return throughput.measure(kind, repeats, warmup, smoke, **shape)
 
 
 # Training throughput: name -> measure(repeats, warmup, smoke) -> row fields
-# with at least `images_per_s`.
+# with at least `images_per_s`. The full-size row is the paper's distillation
+# input (UHD-IQA), at the batch a CPU holds.
 TRAINING_STEPS: dict[str, Callable[[int, int, bool], dict]] = {
     "teacher_step": functools.partial(measure_training, "teacher"),
     "distill_step": functools.partial(measure_training, "distill"),
+    "distill_step_full_size": functools.partial(measure_training, "distill", batch=1,
+                                                height=1231, width=1907),
 }
 
 

@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mobileiqa_jax.models.mobileiqa import NO_BANDS
 from mobileiqa_jax.train import losses
 
 
@@ -60,19 +59,14 @@ def compute_gradients(state: TrainState, batch, teacher_variables, *, model, los
   `accumulation_steps` micro-batches (scanned, so memory is one micro-batch's).
 
   Only the student's (or trained teacher's) parameters are differentiated; the
-  distillation teacher runs in eval mode under stop_gradient. `state.opt_state`
-  is not read.
+  distillation teacher runs in eval mode under stop_gradient, banding its large
+  maps as inference does (at 1231x1907, batch 1: 0.4 GB less peak memory and
+  3% less time than whole maps). `state.opt_state` is not read.
 
   Returns:
     (grads, new batch_stats, loss, loss terms).
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
-  if teacher is not None:
-    # The frozen teacher runs in eval mode, where its level adapters would
-    # band large maps in a loop: inside the step that costs time (XLA:CPU runs
-    # loop bodies slowly) and saves no peak memory, which the student's
-    # backward pass sets (measured at batch 2, 512x512).
-    teacher = teacher.clone(band_threshold=NO_BANDS)
 
   def micro_loss(params, batch_stats, micro, rng):
     (scores, taps), updates = model.apply(
