@@ -78,7 +78,8 @@ def export_tflite(module, variables, out_path, height: int, width: int,
   Args:
     module: a MobileIQA module (`models.create(...)`); it is exported in
       float32 whatever its `dtype`, reduced precision being the converter's
-      job, and with `kernels='tflite'` whatever its `kernels`.
+      job, and with TFLite kernels (`tflite.graph_kernels`) whatever its
+      `kernels`.
     variables: its variables ({"params", "batch_stats"}).
     out_path: the .tflite to write; the report goes beside it as .json.
     height, width: the fixed input size.
@@ -128,7 +129,8 @@ def export_tflite(module, variables, out_path, height: int, width: int,
   # convs, one GELU op, no loops); the reference is the same function with
   # XLA's forms, which XLA:CPU runs several times faster, so the check also
   # covers the switch between the two.
-  exported_fn = tflite.scoring_function(module.clone(kernels="tflite"), input_kind)
+  exported_fn = tflite.scoring_function(
+      module.clone(kernels=tflite.graph_kernels(quantization)), input_kind)
   reference_fn = tflite.scoring_function(module.clone(kernels="xla"), input_kind)
 
   flatbuffer = tflite.convert(exported_fn, variables, height, width, input_kind, quantization)

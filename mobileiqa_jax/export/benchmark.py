@@ -77,7 +77,7 @@ def convert_synthetic(model_name: str, height: int, width: int, quantization: st
   from mobileiqa_jax import benchmark  # pylint: disable=g-import-not-at-top
   from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
   from mobileiqa_jax.export import tflite  # pylint: disable=g-import-not-at-top
-  module = models.create(model_name, kernels="tflite")
+  module = models.create(model_name, kernels=tflite.graph_kernels(quantization))
   variables = models.random_variables(module, height, width)
   fn = tflite.scoring_function(module, "float32")
   images = jax.ShapeDtypeStruct((1, height, width, 3), np.float32)

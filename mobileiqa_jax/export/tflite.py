@@ -54,6 +54,11 @@ def scoring_function(module, input_kind: str) -> Callable:
   return score
 
 
+def graph_kernels(quantization: str) -> str:
+  """The model's graph form (`layers.KERNELS`) for a TFLite quantization."""
+  return "tflite_int8" if quantization == "dynamic_int8" else "tflite"
+
+
 def input_dtype(input_kind: str) -> np.dtype:
   return np.dtype(np.uint8 if input_kind == "uint8" else np.float32)
 

@@ -150,7 +150,7 @@ class LevelAdapter(nn.Module):
   """1x1 conv -> GELU -> adaptive pool to the grid -> 1x1 conv (`LDA*`, `LGF*`).
 
   Attributes:
-    kernels: 'xla' or 'tflite' (`layers.KERNELS`): the GELU's form, and how
+    kernels: `layers.KERNELS`: the GELU's form, and how
       large maps are banded: a `lax.map` for XLA, unrolled bands for TFLite.
     band_threshold: compute the first conv, GELU and pool in row bands when
       the hidden activation would hold more than this many values (see

@@ -47,8 +47,8 @@ class MobileIQA(nn.Module):
   dropout: float = 0.1
   sigmoid: bool = True
   dtype: Dtype = jnp.float32
-  # 'xla' | 'tflite' (layers.KERNELS): the graph's form for XLA or for the
-  # TFLite converter; same parameters and outputs. The export sets 'tflite'.
+  # layers.KERNELS: the graph's form for XLA or for the TFLite converter;
+  # same parameters and outputs. The export chooses a TFLite form.
   kernels: str = "xla"
   # Level adapters whose hidden map would hold more values than this compute
   # it in row bands (heads.LevelAdapter), in training recomputed band by band

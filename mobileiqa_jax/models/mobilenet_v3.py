@@ -193,7 +193,7 @@ class MobileNetV3(nn.Module):
     width: channel multiplier; 1.0 is `mobilenetv3_large_100`, smaller values
       give the narrow variants used in tests (channels rounded as timm does).
     dtype: compute dtype; parameters are always float32.
-    kernels: 'xla' or 'tflite', the form of the depthwise convs
+    kernels: the form of the depthwise convs
       (`layers.KERNELS`); the parameters are the same.
   """
   width: float = 1.0

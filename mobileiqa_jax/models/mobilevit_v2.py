@@ -290,7 +290,7 @@ class MobileViTV2(nn.Module):
   Attributes:
     width: timm's multiplier (mobilevitv2_200 is 2.0; 0.5 for tests).
     dtype: compute dtype; parameters are always float32.
-    kernels: 'xla' or 'tflite', the form of the depthwise convs
+    kernels: the form of the depthwise convs
       (`layers.KERNELS`); the parameters are the same.
   """
   width: float = 2.0

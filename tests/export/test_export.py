@@ -76,6 +76,30 @@ def test_export_runs_in_litert_like_jax(tiny, tmp_path, quantization, input_kind
                              rtol=0, atol=TOLERANCE[quantization])
 
 
+def test_int8_export_leaves_no_quantised_op_outside_xnnpack(tiny, tmp_path):
+  # A hybrid (int8-weight) op that XNNPACK does not take runs on LiteRT's own
+  # kernels and cuts the delegated graph; the depthwise convs were such ops
+  # until layers.GroupedDepthwiseConv kept their kernels float32.
+  model, variables = tiny
+  out = tmp_path / "tiny.tflite"
+  export.export_tflite(model, variables, out, HEIGHT, WIDTH, "dynamic_int8", samples=3)
+  interpreter = verify.make_interpreter(out, num_threads=1)
+  ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+  dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+  delegated_in, delegated_out = set(), set()
+  for op in ops:
+    if op["op_name"] == "DELEGATE":
+      delegated_in.update(op["inputs"])
+      delegated_out.update(op["outputs"])
+  # Ops outside the delegates are the ones whose outputs a delegate reads.
+  outside = [op for op in ops if op["op_name"] != "DELEGATE"
+             and set(op["outputs"]) & delegated_in and not set(op["outputs"]) & delegated_out]
+  assert {op["op_name"] for op in outside} <= {"CONCATENATION"}
+  assert not [op for op in outside if any(dtypes.get(i) == np.int8 for i in op["inputs"])]
+  quantised = [op for op in ops if any(dtypes.get(i) == np.int8 for i in op["inputs"])]
+  assert {op["op_name"] for op in quantised} >= {"FULLY_CONNECTED", "CONV_2D", "DELEGATE"}
+
+
 def test_refused_export_leaves_no_file(micro, tmp_path):
   model, variables = micro
   with pytest.raises(export.VerificationError, match="refused to write") as error:

@@ -32,6 +32,23 @@ def test_depthwise_conv_equals_grouped_nn_conv(h, w, kernel, stride, use_bias):
                              rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel,channels,stride", [(5, 120, 2), (3, 240, 1), (5, 40, 1)])
+def test_channel_grouped_depthwise_conv_equals_grouped_nn_conv(kernel, channels, stride):
+  # The int8 export's form: kernels of under 1024 values per slice of channels.
+  x = np.random.default_rng(2).standard_normal((1, 11, 9, channels)).astype(np.float32)
+  padding = layers.torch_padding(kernel, stride)
+  grouped = nn.Conv(channels, (kernel, kernel), strides=(stride, stride), padding=padding,
+                    feature_group_count=channels)
+  variables = grouped.init(jax.random.key(0), x)
+  variables = jax.tree.map(lambda a: a + 0.1, variables)  # a non-zero bias
+  split = layers.conv2d(channels, kernel, stride, groups=channels, kernels="tflite_int8")
+  assert isinstance(split, layers.GroupedDepthwiseConv) == (kernel * kernel * channels >= 1024)
+  assert (jax.tree.map(np.shape, split.init(jax.random.key(0), x))
+          == jax.tree.map(np.shape, variables))
+  np.testing.assert_allclose(split.apply(variables, x), grouped.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("h,w,kernel,stride", [(9, 13, 3, 1), (10, 7, 5, 2), (2, 3, 3, 2)])
 def test_depthwise_conv_gradients_equal_grouped_nn_conv(h, w, kernel, stride):
   # The custom backward pass (one tap at a time) against autodiff of XLA's conv.
