@@ -14,6 +14,7 @@ Resuming reads `latest`; scoring, export and distillation read `best` (or
 directory and renames it when complete, so an interrupted save is never read.
 """
 import json
+import os
 
 import grain
 import jax
@@ -27,6 +28,13 @@ LATEST = "checkpoints/latest"
 BEST = "checkpoints/best"
 
 
+def absolute(path) -> epath.Path:
+  """`path` with a relative local path made absolute (orbax refuses relative
+  ones); URLs such as gs://... pass unchanged."""
+  path = epath.Path(path)
+  return path if "://" in os.fspath(path) else epath.Path(os.path.abspath(path))
+
+
 def save_model(directory, variables, model_name: str, overrides: dict | None = None,
                *, force: bool = False, **metadata):
   """Writes `variables` of `models.create(model_name, **overrides)` to `directory`.
@@ -34,7 +42,7 @@ def save_model(directory, variables, model_name: str, overrides: dict | None = N
   Raises:
     FileExistsError: `directory` exists and `force` is False.
   """
-  directory = epath.Path(directory)
+  directory = absolute(directory)
   if directory.exists() and not force:
     raise FileExistsError(f"{directory} exists; choose a new directory or pass force=True")
   checkpointer = ocp.StandardCheckpointer()
@@ -85,7 +93,7 @@ def load_model(path, which: str = "best"):
   Raises:
     FileNotFoundError: `path` is neither, or the workdir has no checkpoint yet.
   """
-  path = epath.Path(path)
+  path = absolute(path)
   if is_model_checkpoint(path):
     metadata = dict(ocp.StandardCheckpointer().metadata(path).custom_metadata or {})
     variables = _restore_on_this_host(path)
@@ -116,7 +124,7 @@ class TrainingCheckpoints:
   """The `latest` and `best` managers of a training workdir."""
 
   def __init__(self, workdir, model_metadata: dict, keep_latest: int = 1):
-    workdir = epath.Path(workdir)
+    workdir = absolute(workdir)
     self.model_metadata = dict(model_metadata)
     self.latest = ocp.CheckpointManager(
         workdir / LATEST, options=ocp.CheckpointManagerOptions(
