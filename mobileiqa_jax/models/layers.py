@@ -20,8 +20,8 @@ Dtype = Any
 # TFLite converter maps onto single LiteRT/XNNPACK ops (DEPTHWISE_CONV_2D,
 # GELU), where the XLA forms would become chains of elementwise ops, each a
 # pass over memory. 'tflite_int8': 'tflite' with each large depthwise conv
-# split into channel groups, for dynamic-range quantisation (see
-# `GroupedDepthwiseConv`). Same parameters and the same function every way.
+# split into channel slices, for dynamic-range quantisation (see
+# `DepthwiseConv`). Same parameters and the same function every way.
 KERNELS = ("xla", "tflite", "tflite_int8")
 
 # The TFLite converter's dynamic-range quantisation leaves constant tensors of
@@ -48,21 +48,24 @@ def conv2d(features: int, kernel_size: int = 1, stride: int = 1, *,
   """`torch.nn.Conv2d` for NHWC inputs (kernel stored HWIO), PyTorch padding.
 
   Returns an `nn.Conv`, or when every channel is its own group a
-  `DepthwiseConv` (`kernels='xla'`) or, for large kernels, a
-  `GroupedDepthwiseConv` (`kernels='tflite_int8'`). All have the same params
+  `DepthwiseConv` in the form the kernels call for ('shifted' for 'xla';
+  'channel_slices' for 'tflite_int8' when the kernel is large enough to be
+  quantised). All have the same params
   (`kernel`, `bias`) directly under `name`, which mirrors the PyTorch
   state-dict name, whichever kernels are chosen.
   """
   if padding is None:
     padding = torch_padding(kernel_size, stride)
-  depthwise = groups > 1 and groups == features
-  if depthwise and check_kernels(kernels) == "xla":
-    return DepthwiseConv(features, kernel_size, stride, padding=padding,
-                         use_bias=use_bias, dtype=dtype, name=name)
-  if (depthwise and kernels == "tflite_int8"
-      and kernel_size * kernel_size * features >= TFLITE_MIN_QUANTIZED_ELEMENTS):
-    return GroupedDepthwiseConv(features, kernel_size, stride, padding=padding,
-                                use_bias=use_bias, dtype=dtype, name=name)
+  form = None
+  if groups > 1 and groups == features:
+    if check_kernels(kernels) == "xla":
+      form = "shifted"
+    elif (kernels == "tflite_int8"
+          and kernel_size * kernel_size * features >= TFLITE_MIN_QUANTIZED_ELEMENTS):
+      form = "channel_slices"
+  if form:
+    return DepthwiseConv(features, kernel_size, stride, padding=padding, use_bias=use_bias,
+                         dtype=dtype, form=form, name=name)
   return nn.Conv(
       features,
       (kernel_size, kernel_size),
@@ -77,13 +80,24 @@ def conv2d(features: int, kernel_size: int = 1, stride: int = 1, *,
 
 
 class DepthwiseConv(nn.Module):
-  """Depthwise conv (groups == channels) as a sum of k*k shifted, scaled maps.
+  """Depthwise conv (groups == channels) in a form a backend runs well.
 
   The parameters are those of `nn.Conv(features, feature_group_count=features)`:
-  `kernel` (k, k, 1, C) and optional `bias` (C,), same initialisers. The
-  arithmetic is the same multiply-adds; written as shifted slices, XLA fuses
-  them into one pass over the map, where its grouped convolution on CPU runs
-  3-8x slower (0.9 s against 7.1 s for a 3x3 over 616x954x256).
+  `kernel` (k, k, 1, C) and optional `bias` (C,), same initialisers.
+
+  Forms:
+    'shifted' (XLA): a sum of k*k shifted, scaled maps (`depthwise_conv`).
+      The same multiply-adds; XLA fuses them into one pass over the map,
+      where its grouped convolution on CPU runs 3-8x slower (0.9 s against
+      7.1 s for a 3x3 over 616x954x256).
+    'channel_slices' (TFLite int8): one grouped conv per slice of channels,
+      each slice's kernel under `TFLITE_MIN_QUANTIZED_ELEMENTS`, so that the
+      converter's dynamic-range quantisation keeps it float32 and the conv
+      stays a float DEPTHWISE_CONV_2D inside the XNNPACK delegate. Quantised
+      whole, it becomes a hybrid op that XNNPACK does not take: LiteRT runs
+      it outside the delegate, and each one cuts the delegated graph in two
+      (the student at 1231x1907, 2 threads: 0.46 s with 12 such ops, 0.44 s
+      without; float32 0.50 s).
   """
   features: int
   kernel_size: int
@@ -91,6 +105,7 @@ class DepthwiseConv(nn.Module):
   padding: Any = "VALID"
   use_bias: bool = True
   dtype: Dtype = jnp.float32
+  form: str = "shifted"
 
   @nn.compact
   def __call__(self, x):
@@ -99,52 +114,28 @@ class DepthwiseConv(nn.Module):
       raise ValueError(f"depthwise conv of {self.features} channels got {c}")
     k = self.kernel_size
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, 1, c), jnp.float32)
-    y = depthwise_conv(x.astype(self.dtype), kernel[:, :, 0].astype(self.dtype), self.stride,
-                       self.padding)
+    conv = {"shifted": depthwise_conv, "channel_slices": _channel_sliced_conv}[self.form]
+    y = conv(x.astype(self.dtype), kernel[:, :, 0].astype(self.dtype), self.stride, self.padding)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (c,), jnp.float32).astype(self.dtype)
     return y
 
 
-class GroupedDepthwiseConv(nn.Module):
-  """Depthwise conv as one grouped conv per slice of channels, for TFLite int8.
-
-  Each slice's kernel stays under `TFLITE_MIN_QUANTIZED_ELEMENTS`, so the
-  converter's dynamic-range quantisation keeps it float32 and the conv stays a
-  float DEPTHWISE_CONV_2D inside the XNNPACK delegate. Quantised whole, it
-  becomes a hybrid op that XNNPACK does not take: LiteRT runs it outside the
-  delegate, and each one cuts the delegated graph in two (the student at
-  1231x1907, 2 threads: 0.46 s with 12 such ops, 0.44 s without; float32
-  0.50 s). Parameters are those of `nn.Conv(features,
-  feature_group_count=features)`.
-  """
-  features: int
-  kernel_size: int
-  stride: int = 1
-  padding: Any = "VALID"
-  use_bias: bool = True
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x):
-    c, k = x.shape[-1], self.kernel_size
-    kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, 1, c), jnp.float32)
-    group = max(1, (TFLITE_MIN_QUANTIZED_ELEMENTS - 1) // (k * k))
-    x = x.astype(self.dtype)
-    parts = [
-        lax.conv_general_dilated(
-            x[..., lo:lo + group], kernel[..., lo:lo + group].astype(self.dtype),
-            (self.stride, self.stride), self.padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=min(group, c - lo))
-        for lo in range(0, c, group)]
-    # XNNPACK leaves a CONCATENATION of more than five inputs (960 channels
-    # of 5x5: 24) to LiteRT, a copy outside the delegate; the converter merges
-    # nested ones, so that stays.
-    y = jnp.concatenate(parts, axis=-1)
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (c,), jnp.float32).astype(self.dtype)
-    return y
+def _channel_sliced_conv(x, kernel, stride, padding):
+  """Depthwise conv of NHWC x with a (k, k, C) kernel, as grouped convs over
+  slices of channels whose kernels hold fewer than
+  `TFLITE_MIN_QUANTIZED_ELEMENTS` values each."""
+  k, c = kernel.shape[0], kernel.shape[-1]
+  group = max(1, (TFLITE_MIN_QUANTIZED_ELEMENTS - 1) // (k * k))
+  parts = [
+      lax.conv_general_dilated(
+          x[..., lo:lo + group], kernel[:, :, None, lo:lo + group], (stride, stride), padding,
+          dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=min(group, c - lo))
+      for lo in range(0, c, group)]
+  # XNNPACK leaves a CONCATENATION of more than five inputs (960 channels of
+  # 5x5: 24) to LiteRT, a copy outside the delegate; the converter merges
+  # nested ones, so that stays.
+  return jnp.concatenate(parts, axis=-1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -180,8 +171,7 @@ def _depthwise_backward(stride, padding, residuals, grad):
   # (k, k, C, C) kernel.
   b, _, _, c = x.shape
   k = kernel.shape[0]
-  pads = ((0, 0), (0, 0)) if padding == "VALID" else padding
-  x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  x = _pad_spatial(x, padding)
   out_h, out_w = grad.shape[1:3]
   window = (b, (out_h - 1) * stride + 1, (out_w - 1) * stride + 1, c)
 
@@ -196,11 +186,16 @@ def _depthwise_backward(stride, padding, residuals, grad):
 depthwise_conv.defvjp(_depthwise_forward, _depthwise_backward)
 
 
+def _pad_spatial(x, padding):
+  """NHWC x padded with zeros by "VALID" or ((top, bottom), (left, right))."""
+  pads = ((0, 0), (0, 0)) if padding == "VALID" else padding
+  return jnp.pad(x, ((0, 0), *pads, (0, 0)))
+
+
 def _shifted_sum(x, kernel, stride, padding):
   b, _, _, c = x.shape
   k = kernel.shape[0]
-  pads = ((0, 0), (0, 0)) if padding == "VALID" else padding
-  x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  x = _pad_spatial(x, padding)
   out_h = (x.shape[1] - k) // stride + 1
   out_w = (x.shape[2] - k) // stride + 1
   y = None

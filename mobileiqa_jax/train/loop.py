@@ -123,8 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   image_shape = (1, 64, 64, 3)  # parameters do not depend on the input size
   rng = jax.random.PRNGKey(config.seed)
-  abstract_state = jax.eval_shape(
-      lambda rng: steps.init_state(model, tx, rng, image_shape), rng)
+  abstract_state = steps.abstract_state(model, tx, rng, image_shape)
   state_shardings = sharding.tree_shardings(abstract_state, mesh, config.sharding.min_shard_elements)
   abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                 abstract_state, state_shardings)

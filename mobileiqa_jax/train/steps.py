@@ -35,6 +35,11 @@ def init_state(model, tx, rng, image_shape, variables=None) -> TrainState:
                     rng=state_rng)
 
 
+def abstract_state(model, tx, rng, image_shape) -> TrainState:
+  """The shapes and dtypes of a fresh state, computing nothing."""
+  return jax.eval_shape(lambda rng: init_state(model, tx, rng, image_shape), rng)
+
+
 def create_state(model, tx, rng, image_shape, variables, shardings) -> TrainState:
   """`init_state` run on the devices, laid out by `shardings`.
 

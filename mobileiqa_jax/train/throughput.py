@@ -45,9 +45,9 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
     height = width = 64
   model = models.create(trained, **model_overrides)
   teacher = models.create(frozen, **model_overrides) if frozen else None
-  rng = np.random.default_rng(0)
-  batch_data = {"image": rng.standard_normal((batch, height, width, 3)).astype(np.float32),
-                "label": rng.uniform(size=batch).astype(np.float32),
+  data_rng = np.random.default_rng(0)
+  batch_data = {"image": data_rng.standard_normal((batch, height, width, 3)).astype(np.float32),
+                "label": data_rng.uniform(size=batch).astype(np.float32),
                 "valid": np.ones(batch, bool)}
   config = defaults.base_config("synthetic", runlocal=False)
   tx, schedule = optim.create(config.optimizer, steps_per_epoch=100, total_steps=1000)
@@ -58,7 +58,7 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
   image = jnp.zeros((1, 64, 64, 3), jnp.float32)
   rng = jax.random.PRNGKey(0)
   state_shardings = sharding.tree_shardings(
-      jax.eval_shape(lambda rng: steps.init_state(model, tx, rng, image.shape), rng), mesh)
+      steps.abstract_state(model, tx, rng, image.shape), mesh)
   state = steps.create_state(model, tx, rng, image.shape, None, state_shardings)
   teacher_variables, teacher_shardings = {}, {}
   if teacher is not None:

@@ -79,7 +79,7 @@ def test_export_runs_in_litert_like_jax(tiny, tmp_path, quantization, input_kind
 def test_int8_export_leaves_no_quantised_op_outside_xnnpack(tiny, tmp_path):
   # A hybrid (int8-weight) op that XNNPACK does not take runs on LiteRT's own
   # kernels and cuts the delegated graph; the depthwise convs were such ops
-  # until layers.GroupedDepthwiseConv kept their kernels float32.
+  # until their channel-slices form (layers.DepthwiseConv) kept their kernels float32.
   model, variables = tiny
   out = tmp_path / "tiny.tflite"
   export.export_tflite(model, variables, out, HEIGHT, WIDTH, "dynamic_int8", samples=3)

@@ -42,7 +42,8 @@ def test_channel_grouped_depthwise_conv_equals_grouped_nn_conv(kernel, channels,
   variables = grouped.init(jax.random.key(0), x)
   variables = jax.tree.map(lambda a: a + 0.1, variables)  # a non-zero bias
   split = layers.conv2d(channels, kernel, stride, groups=channels, kernels="tflite_int8")
-  assert isinstance(split, layers.GroupedDepthwiseConv) == (kernel * kernel * channels >= 1024)
+  assert (isinstance(split, layers.DepthwiseConv) and split.form == "channel_slices") == (
+      kernel * kernel * channels >= 1024)
   assert (jax.tree.map(np.shape, split.init(jax.random.key(0), x))
           == jax.tree.map(np.shape, variables))
   np.testing.assert_allclose(split.apply(variables, x), grouped.apply(variables, x),
