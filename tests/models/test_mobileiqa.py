@@ -64,3 +64,26 @@ def test_tflite_kernels_take_the_same_variables_and_agree(name):
   np.testing.assert_allclose(taps_b["levels"], taps_a["levels"], rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match="kernels must be one of"):
     models.create(name, kernels="tpu").init(jax.random.key(0), x)
+
+
+def test_training_bands_change_neither_outputs_nor_gradients():
+  # The adapters band in training below `train_band_threshold`; banded or
+  # whole, the batch statistics, scores and gradients are the same.
+  x = np.random.default_rng(2).standard_normal((2, 70, 52, 3)).astype(np.float32)
+  whole = models.create("student_tiny", train_band_threshold=models.mobileiqa.NO_BANDS)
+  banded = whole.clone(train_band_threshold=0)
+  variables = random_variables(whole, x)
+
+  def loss_and_grads(model):
+    def loss(params):
+      (scores, taps), updates = model.apply(
+          {"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
+          rngs={"dropout": jax.random.key(3)}, mutable=["batch_stats"])
+      return jnp.sum(scores) + jnp.mean(jnp.square(taps["levels"])), updates
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+
+  ((loss_b, updates_b), grads_b), ((loss_w, updates_w), grads_w) = map(loss_and_grads,
+                                                                       (banded, whole))
+  np.testing.assert_allclose(loss_b, loss_w, rtol=1e-5)
+  for a, e in zip(jax.tree.leaves((updates_b, grads_b)), jax.tree.leaves((updates_w, grads_w))):
+    np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5)
