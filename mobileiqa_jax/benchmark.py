@@ -190,6 +190,7 @@ def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
+  from mobileiqa_jax import xla_options  # pylint: disable=g-import-not-at-top
   model = models.create(case.model)
   variables = jax.device_put(models.random_variables(model, case.height, case.width))
   images = jax.device_put(np.random.default_rng(0).standard_normal(
@@ -198,7 +199,7 @@ def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
   flops = count_flops(jax.make_jaxpr(score)(variables, images))
 
   start = time.perf_counter()
-  call = jax.jit(score).lower(variables, images).compile()
+  call = xla_options.jit(score).lower(variables, images).compile()
   compile_s = time.perf_counter() - start
   compile_peak = peak_rss_bytes()
   release_free_memory()

@@ -44,6 +44,7 @@ from PIL import Image
 from PIL import ImageOps
 
 from mobileiqa_jax import checkpoints
+from mobileiqa_jax import xla_options
 from mobileiqa_jax.data import decode
 from mobileiqa_jax.data import preprocess
 from mobileiqa_jax.train import defaults
@@ -130,12 +131,18 @@ def trained_size(path) -> tuple[tuple[int, int], str]:
   return tuple(PAPER_SIZE), "the paper's UHD-IQA size (the checkpoint records none)"
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _jax_scores(module, variables, images):
-  # The module is a static argument (linen modules hash by their fields), so
-  # every Scorer of the same network and batch shape shares one compilation.
+def _apply_scores(module, variables, images):
   scores, _ = module.apply(variables, images, train=False)
   return scores
+
+
+@functools.cache
+def _jax_scores():
+  # Built on first use, once the backend (which chooses the compiler options)
+  # is up. The module is a static argument (linen modules hash by their
+  # fields), so every Scorer of the same network and batch shape shares one
+  # compilation.
+  return xla_options.jit(_apply_scores, static_argnums=0)
 
 
 class JaxBackend:
@@ -152,7 +159,7 @@ class JaxBackend:
     # compilation instead of triggering another.
     batch = np.zeros((self.batch_size,) + images.shape[1:], np.float32)
     batch[:count] = normalise(images)
-    return np.asarray(_jax_scores(self.module, self.variables, batch), np.float32)[:count]
+    return np.asarray(_jax_scores()(self.module, self.variables, batch), np.float32)[:count]
 
 
 class TFLiteBackend:

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 from scipy import stats
 
+from mobileiqa_jax import xla_options
 from mobileiqa_jax.export import tflite
 
 
@@ -37,7 +38,7 @@ def model_inputs(images: np.ndarray, input_kind: str) -> np.ndarray:
 
 def jax_scores(fn, variables, inputs: np.ndarray) -> np.ndarray:
   """`fn` jitted, one image at a time, as the batch-1 TFLite model runs."""
-  apply = jax.jit(fn)
+  apply = xla_options.jit(fn)
   return np.concatenate([np.asarray(apply(variables, x[None])) for x in inputs])
 
 

@@ -17,12 +17,12 @@ import ml_collections
 import numpy as np
 from clu import metric_writers
 from etils import epath
-from jax.experimental import multihost_utils
 
 from mobileiqa_jax import checkpoints
 from mobileiqa_jax import convert
 from mobileiqa_jax import metrics as iqa_metrics
 from mobileiqa_jax import models
+from mobileiqa_jax import xla_options
 from mobileiqa_jax.data import pipeline
 from mobileiqa_jax.train import optim
 from mobileiqa_jax.train import sharding
@@ -58,8 +58,8 @@ def _format_eta(seconds: float) -> str:
 
 def make_eval_fn(model, mesh):
   """The jitted eval step, its outputs replicated so every process can read them."""
-  return jax.jit(lambda v, b: steps.eval_step(v, b, model=model),
-                 out_shardings=sharding.replicated(mesh))
+  return xla_options.jit(lambda v, b: steps.eval_step(v, b, model=model),
+                         out_shardings=sharding.replicated(mesh))
 
 
 def evaluate_split(model, variables, config, split: str, mesh, eval_fn=None):

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mobileiqa_jax import xla_options
 from mobileiqa_jax.train import losses
 
 
@@ -165,11 +166,11 @@ class JitTrainStep:
     # The gradient program reads no optimiser state: pass it a state without
     # one, so that it stays out of the program's arguments.
     grad_state_shardings = state_shardings.replace(opt_state=None)
-    self._gradients = jax.jit(
+    self._gradients = xla_options.jit(
         functools.partial(compute_gradients, **loss_kwargs),
         in_shardings=(grad_state_shardings, batch_sharding, teacher_shardings),
         out_shardings=(state_shardings.params, state_shardings.batch_stats, None, None))
-    self._update = jax.jit(
+    self._update = xla_options.jit(
         functools.partial(apply_gradients, tx=tx, schedule=schedule),
         in_shardings=(state_shardings, state_shardings.params, state_shardings.batch_stats,
                       None, None),

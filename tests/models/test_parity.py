@@ -1,6 +1,7 @@
 """Parity with the original PyTorch MobileIQA on the shared reference outputs.
 
 Recipe weights go through `convert.from_torch` (the public loading path), the
+models compile with the options users get (`xla_options`), the
 recipe images are transposed to NHWC, and every stored tensor is compared:
 max|diff| <= 1e-4 * (1 + max|reference|). Run with -s to see the differences.
 """
@@ -12,6 +13,7 @@ import pytest
 
 from mobileiqa_jax import convert
 from mobileiqa_jax import models
+from mobileiqa_jax import xla_options
 from tests.conftest import max_diff_bound
 
 SIZES = {
@@ -48,7 +50,7 @@ def compare(got_taps, got_scores, reference, label):
 def test_parity(name, size, parity):
   model, variables = _converted(name, parity)
   b, h, w = map(int, size.split("x"))
-  scores, taps = jax.jit(model.apply)(variables, parity.image_nhwc(b, h, w))
+  scores, taps = xla_options.jit(model.apply)(variables, parity.image_nhwc(b, h, w))
   compare(taps, scores, parity.reference(name, size), f"{name} {size}")
 
 
@@ -56,5 +58,5 @@ def test_parity(name, size, parity):
 @pytest.mark.parametrize("name", ["student", "teacher"])
 def test_parity_full_size(name, parity):
   model, variables = _converted(name, parity)
-  scores, taps = jax.jit(model.apply)(variables, parity.image_nhwc(1, 1231, 1907))
+  scores, taps = xla_options.jit(model.apply)(variables, parity.image_nhwc(1, 1231, 1907))
   compare(taps, scores, parity.reference(name, "1x1231x1907"), f"{name} 1x1231x1907")
