@@ -64,11 +64,13 @@ def _restore_on_this_host(directory: epath.Path):
   this one puts every array on one local device, so a checkpoint written by
   a multi-host job loads in a notebook or on a phone-export machine.
   """
-  checkpointer = ocp.StandardCheckpointer()
-  tree = checkpointer.metadata(directory).item_metadata.tree
+  # The item's own metadata: a Checkpointer's `metadata` also looks for a
+  # step-level file, which an item inside a CheckpointManager step lacks
+  # (orbax then logs a warning on every load of a workdir).
+  tree = ocp.StandardCheckpointHandler().metadata(directory)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
-  return jax.device_get(checkpointer.restore(directory, target))
+  return jax.device_get(ocp.StandardCheckpointer().restore(directory, target))
 
 
 def _from_workdir(workdir: epath.Path, which: str):
