@@ -7,7 +7,6 @@ max|diff| <= 1e-4 * (1 + max|reference|). Run with -s to see the differences.
 """
 import functools
 
-import jax
 import numpy as np
 import pytest
 

@@ -3,11 +3,8 @@ import os
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import optax
 
 from mobileiqa_jax.train import defaults
 from mobileiqa_jax.train import losses
