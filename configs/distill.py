@@ -15,6 +15,7 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
 - Expected: the paper's student reaches close to the teacher's SRCC on
   UHD-IQA at 47.8 GMACs per image.
 """
+
 from mobileiqa_jax.train import defaults
 
 

@@ -8,6 +8,7 @@ checkpoint from `python -m mobileiqa_jax.convert`. Prints a table and writes
 eval.json into the workdir. Config arg: a dataset, optionally ',runlocal'
 (which must match how the checkpoint was trained: the image size).
 """
+
 from mobileiqa_jax.train import defaults
 
 

@@ -10,6 +10,7 @@ The export is refused, leaving no file, if LiteRT disagrees with JAX: float32
 by more than 1e-4, a quantised model with SRCC below config.export.min_srcc.
 Minutes on a CPU at full size. Same as `python -m mobileiqa_jax.export`.
 """
+
 from mobileiqa_jax.train import defaults
 
 

@@ -11,6 +11,7 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
   wants accelerators (see configs/teacher.py and configs/distill.py).
 Runs land in WORKDIR/{teacher,student,baseline}; results.json holds the table.
 """
+
 from mobileiqa_jax.train import defaults
 
 

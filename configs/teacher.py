@@ -15,6 +15,7 @@ default synthetic), optionally ',runlocal'.
 - runlocal: a tiny teacher on 128x128 synthetic images, about 3 minutes on a
   2-core CPU; test SRCC around 0.5-0.8 on the synthetic set.
 """
+
 from mobileiqa_jax.train import defaults
 
 

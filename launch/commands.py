@@ -5,6 +5,7 @@ once per host; they differ only in how the processes are started and how they
 find each other (TPU metadata, SLURM variables, or an explicit coordinator).
 Standard library only, so the launchers run on a laptop without the package.
 """
+
 import os
 import shlex
 import subprocess
@@ -14,8 +15,7 @@ import threading
 
 def main_command(python: str, config: str, workdir: str, *extra: str) -> list[str]:
   """The training command line; `extra` carries --config.x=y overrides and distributed flags."""
-  return [python, "-m", "mobileiqa_jax.main", f"--config={config}", f"--workdir={workdir}",
-          *extra]
+  return [python, "-m", "mobileiqa_jax.main", f"--config={config}", f"--workdir={workdir}", *extra]
 
 
 def shell_line(command) -> str:
@@ -48,8 +48,9 @@ class Runner:
       return 0
     result = subprocess.run(command, check=False, **kwargs)
     if check and result.returncode:
-      raise SystemExit(f"command failed with exit status {result.returncode}: "
-                       f"{shell_line(command)}")
+      raise SystemExit(
+        f"command failed with exit status {result.returncode}: {shell_line(command)}"
+      )
     return result.returncode
 
   def probe(self, command) -> bool | None:
@@ -57,8 +58,12 @@ class Runner:
     print(f"+ {shell_line(command)}", file=self.out, flush=True)
     if self.dry_run:
       return None
-    return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          check=False).returncode == 0
+    return (
+      subprocess.run(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+      ).returncode
+      == 0
+    )
 
 
 def _pump(stream, prefix: str, out):
@@ -68,8 +73,13 @@ def _pump(stream, prefix: str, out):
   stream.close()
 
 
-def run_together(commands: list[list[str]], prefixes: list[str], envs: list[dict] | None = None,
-                 cwd: str | None = None, out=None) -> int:
+def run_together(
+  commands: list[list[str]],
+  prefixes: list[str],
+  envs: list[dict] | None = None,
+  cwd: str | None = None,
+  out=None,
+) -> int:
   """Starts every command at once, streams their output line by line with a prefix,
   and waits for all.
 
@@ -82,9 +92,16 @@ def run_together(commands: list[list[str]], prefixes: list[str], envs: list[dict
   procs, pumps = [], []
   try:
     for command, prefix, env in zip(commands, prefixes, envs):
-      proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              bufsize=1)
+      proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+      )
       procs.append(proc)
       pump = threading.Thread(target=_pump, args=(proc.stdout, prefix, out), daemon=True)
       pump.start()

@@ -17,6 +17,7 @@ Without ssh, run the same command on each host yourself:
   python -m mobileiqa_jax.main --config=... --workdir=... \
       --coordinator_address=gpu1:8476 --num_processes=2 --process_id=0   # 1 on gpu2
 """
+
 import argparse
 import shlex
 import sys
@@ -26,35 +27,57 @@ import commands
 
 def remote_command(args, process_id: int) -> str:
   main = commands.main_command(
-      args.python, args.config, args.workdir, f"--coordinator_address={args.coordinator}",
-      f"--num_processes={len(args.hosts)}", f"--process_id={process_id}", *args.overrides)
+    args.python,
+    args.config,
+    args.workdir,
+    f"--coordinator_address={args.coordinator}",
+    f"--num_processes={len(args.hosts)}",
+    f"--process_id={process_id}",
+    *args.overrides,
+  )
   env = "".join(f"{shlex.quote(e)} " for e in args.env)
   # The directory and interpreter stay unquoted so the remote shell expands ~.
   return f"cd {args.remote_dir} && exec env {env}{args.python} {shlex.join(main[1:])}"
 
 
 def ssh_commands(args) -> list[list[str]]:
-  return [["ssh", "-o", "BatchMode=yes", host, remote_command(args, i)]
-          for i, host in enumerate(args.hosts)]
+  return [
+    ["ssh", "-o", "BatchMode=yes", host, remote_command(args, i)]
+    for i, host in enumerate(args.hosts)
+  ]
 
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--hosts", required=True, type=lambda s: [h for h in s.split(",") if h],
-                      help="comma-separated; the first is process 0 and the coordinator")
+  parser.add_argument(
+    "--hosts",
+    required=True,
+    type=lambda s: [h for h in s.split(",") if h],
+    help="comma-separated; the first is process 0 and the coordinator",
+  )
   parser.add_argument("--port", type=int, default=8476, help="coordinator port on the first host")
-  parser.add_argument("--coordinator", help="host:port the others reach process 0 at "
-                      "(default: FIRST_HOST:PORT)")
+  parser.add_argument(
+    "--coordinator", help="host:port the others reach process 0 at (default: FIRST_HOST:PORT)"
+  )
   parser.add_argument("--config", required=True)
   parser.add_argument("--workdir", required=True, help="on a file system every host shares")
   parser.add_argument("--remote-dir", default="~/mobileiqa-jax", help="the checkout on each host")
-  parser.add_argument("--python", default="~/mobileiqa-venv/bin/python",
-                      help="the interpreter on each host")
-  parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                      help="an environment variable for every process (repeatable)")
+  parser.add_argument(
+    "--python", default="~/mobileiqa-venv/bin/python", help="the interpreter on each host"
+  )
+  parser.add_argument(
+    "--env",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="an environment variable for every process (repeatable)",
+  )
   parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-  parser.add_argument("overrides", nargs=argparse.REMAINDER,
-                      help="after '--': more flags for main, e.g. --config.batch_size=64")
+  parser.add_argument(
+    "overrides",
+    nargs=argparse.REMAINDER,
+    help="after '--': more flags for main, e.g. --config.batch_size=64",
+  )
   args = parser.parse_args(argv)
   args.overrides = commands.strip_separator(args.overrides)
   if not args.hosts:

@@ -23,6 +23,7 @@ and runs none):
 The workdir must be one every worker can reach: a gs:// path (orbax and the
 TensorBoard writer accept it); a local path would give each worker its own.
 """
+
 import argparse
 import pathlib
 import shlex
@@ -39,12 +40,12 @@ REMOTE_PYTHON = "~/mobileiqa-venv/bin/python"
 REMOTE_LOG = "~/mobileiqa-run.log"
 # The TPU VM base image of each generation (override with --version).
 RUNTIME_VERSIONS = {
-    "v2": "tpu-ubuntu2204-base",
-    "v3": "tpu-ubuntu2204-base",
-    "v4": "tpu-ubuntu2204-base",
-    "v5litepod": "v2-alpha-tpuv5-lite",
-    "v5p": "v2-alpha-tpuv5",
-    "v6e": "v2-alpha-tpuv6e",
+  "v2": "tpu-ubuntu2204-base",
+  "v3": "tpu-ubuntu2204-base",
+  "v4": "tpu-ubuntu2204-base",
+  "v5litepod": "v2-alpha-tpuv5-lite",
+  "v5p": "v2-alpha-tpuv5",
+  "v6e": "v2-alpha-tpuv6e",
 }
 # Never shipped to the workers: environments, caches and run outputs.
 EXCLUDED_PARTS = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", "build", "dist"}
@@ -60,14 +61,23 @@ def default_version(accelerator: str) -> str:
 def source_files(root: pathlib.Path) -> list[str]:
   """The working tree's files (tracked or not, .gitignore respected), relative to root."""
   try:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=root, capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+      ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+      cwd=root,
+      capture_output=True,
+      text=True,
+      check=True,
+    ).stdout
     names = listed.splitlines()
   except (OSError, subprocess.CalledProcessError):
     names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
-  return sorted(n for n in names if (root / n).is_file() and
-                not EXCLUDED_PARTS.intersection(pathlib.PurePath(n).parts) and
-                not n.endswith((".egg-info", ".tflite")))
+  return sorted(
+    n
+    for n in names
+    if (root / n).is_file()
+    and not EXCLUDED_PARTS.intersection(pathlib.PurePath(n).parts)
+    and not n.endswith((".egg-info", ".tflite"))
+  )
 
 
 def pack(root: pathlib.Path, out: pathlib.Path) -> int:
@@ -92,8 +102,13 @@ class TpuVm:
     return self.gcloud("describe", self.name, "--format=value(state)")
 
   def create(self, accelerator: str, version: str, spot: bool):
-    return self.gcloud("create", self.name, f"--accelerator-type={accelerator}",
-                       f"--version={version}", *(["--spot"] if spot else []))
+    return self.gcloud(
+      "create",
+      self.name,
+      f"--accelerator-type={accelerator}",
+      f"--version={version}",
+      *(["--spot"] if spot else []),
+    )
 
   def delete(self):
     return self.gcloud("delete", self.name, "--quiet")
@@ -108,8 +123,9 @@ class TpuVm:
 
 def remote_main(args) -> str:
   """The training command as each worker runs it (from the copied checkout)."""
-  command = commands.main_command(REMOTE_PYTHON, args.config, args.workdir, "--distributed",
-                                  *args.overrides)
+  command = commands.main_command(
+    REMOTE_PYTHON, args.config, args.workdir, "--distributed", *args.overrides
+  )
   # The venv path keeps its ~ unquoted so the worker's shell expands it.
   return f"cd ~/{REMOTE_DIR} && {REMOTE_PYTHON} {shlex.join(command[1:])}"
 
@@ -118,8 +134,12 @@ def install(vm: TpuVm, args, runner: commands.Runner):
   setup = f"bash ~/{REMOTE_DIR}/launch/setup_worker.sh tpu"
   if args.git:
     branch = f" --branch {shlex.quote(args.git_ref)}" if args.git_ref else ""
-    runner.run(vm.ssh_all(f"set -e; rm -rf ~/{REMOTE_DIR}; git clone --depth 1{branch} "
-                          f"{shlex.quote(args.git)} ~/{REMOTE_DIR}; {setup}"))
+    runner.run(
+      vm.ssh_all(
+        f"set -e; rm -rf ~/{REMOTE_DIR}; git clone --depth 1{branch} "
+        f"{shlex.quote(args.git)} ~/{REMOTE_DIR}; {setup}"
+      )
+    )
     return
   with tempfile.TemporaryDirectory() as tmp:
     archive = pathlib.Path(tmp) / f"{REMOTE_DIR}.tar.gz"
@@ -128,8 +148,12 @@ def install(vm: TpuVm, args, runner: commands.Runner):
     else:
       runner.note(f"packed {pack(REPO, archive)} files of {REPO}")
     runner.run(vm.scp_all(str(archive), f"~/{archive.name}"))
-  runner.run(vm.ssh_all(f"set -e; rm -rf ~/{REMOTE_DIR}; mkdir -p ~/{REMOTE_DIR}; "
-                        f"tar xzf ~/{REMOTE_DIR}.tar.gz -C ~/{REMOTE_DIR}; {setup}"))
+  runner.run(
+    vm.ssh_all(
+      f"set -e; rm -rf ~/{REMOTE_DIR}; mkdir -p ~/{REMOTE_DIR}; "
+      f"tar xzf ~/{REMOTE_DIR}.tar.gz -C ~/{REMOTE_DIR}; {setup}"
+    )
+  )
 
 
 def up(args, runner: commands.Runner) -> int:
@@ -140,21 +164,27 @@ def up(args, runner: commands.Runner) -> int:
   else:
     if exists is None:
       runner.note(f"dry run: assuming {args.name} does not exist yet")
-    runner.run(vm.create(args.accelerator, args.version or default_version(args.accelerator),
-                         args.spot))
+    runner.run(
+      vm.create(args.accelerator, args.version or default_version(args.accelerator), args.spot)
+    )
   status = 1
   try:
     if not args.skip_install:
       install(vm, args, runner)
     train = remote_main(args)
     if args.detach:
-      status = runner.run(vm.ssh_all(
-          f"nohup bash -c {shlex.quote(train)} > {REMOTE_LOG} 2>&1 < /dev/null &"), check=False)
-      runner.note(f"running detached; follow with: python launch/tpu_vm.py logs "
-                  f"--name={args.name} --zone={args.zone}")
+      status = runner.run(
+        vm.ssh_all(f"nohup bash -c {shlex.quote(train)} > {REMOTE_LOG} 2>&1 < /dev/null &"),
+        check=False,
+      )
+      runner.note(
+        f"running detached; follow with: python launch/tpu_vm.py logs "
+        f"--name={args.name} --zone={args.zone}"
+      )
     else:
-      status = runner.run(vm.ssh_all(f"set -o pipefail; {train} 2>&1 | tee {REMOTE_LOG}"),
-                          check=False)
+      status = runner.run(
+        vm.ssh_all(f"set -o pipefail; {train} 2>&1 | tee {REMOTE_LOG}"), check=False
+      )
   finally:
     if args.delete_after:
       runner.run(vm.delete(), check=False)
@@ -176,14 +206,18 @@ def parse_args(argv):
   start.add_argument("--config", required=True, help="e.g. configs/teacher.py:uhd_iqa")
   start.add_argument("--workdir", required=True, help="gs://BUCKET/runs/NAME")
   start.add_argument("--spot", action="store_true", help="a Spot VM (preemptible, cheaper)")
-  start.add_argument("--git", help="a repository URL to clone on the workers instead of "
-                     "copying this working tree")
+  start.add_argument(
+    "--git", help="a repository URL to clone on the workers instead of copying this working tree"
+  )
   start.add_argument("--git-ref", help="the branch or tag of --git to clone")
   start.add_argument("--skip-install", action="store_true", help="reuse what the VM has")
   start.add_argument("--detach", action="store_true", help="run under nohup; see `logs`")
   start.add_argument("--delete-after", action="store_true", help="delete the VM at the end")
-  start.add_argument("overrides", nargs=argparse.REMAINDER,
-                     help="after '--': more flags for main, e.g. --config.batch_size=32")
+  start.add_argument(
+    "overrides",
+    nargs=argparse.REMAINDER,
+    help="after '--': more flags for main, e.g. --config.batch_size=32",
+  )
 
   logs = sub.add_parser("logs", parents=[common], help="follow a detached run's log")
   logs.add_argument("--worker", default="0", help="which worker's log ('all' for every one)")
@@ -192,8 +226,10 @@ def parse_args(argv):
   if args.action == "up":
     args.overrides = commands.strip_separator(args.overrides)
     if not args.workdir.startswith("gs://"):
-      print(f"warning: workdir {args.workdir} is not on GCS: each worker writes its own copy",
-            file=sys.stderr)
+      print(
+        f"warning: workdir {args.workdir} is not on GCS: each worker writes its own copy",
+        file=sys.stderr,
+      )
   return args
 
 
@@ -204,8 +240,12 @@ def main(argv=None) -> int:
     return up(args, runner)
   vm = TpuVm(args.name, args.zone, args.project)
   if args.action == "logs":
-    return runner.run(vm.gcloud("ssh", args.name, f"--worker={args.worker}",
-                                f"--command=tail -n +1 -F {REMOTE_LOG}"), check=False)
+    return runner.run(
+      vm.gcloud(
+        "ssh", args.name, f"--worker={args.worker}", f"--command=tail -n +1 -F {REMOTE_LOG}"
+      ),
+      check=False,
+    )
   return runner.run(vm.delete(), check=False)
 
 

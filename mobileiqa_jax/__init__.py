@@ -10,6 +10,7 @@ __all__ = ["Scorer"]
 def __getattr__(name):
   if name == "Scorer":
     from mobileiqa_jax.scoring import Scorer  # pylint: disable=g-import-not-at-top
+
     return Scorer
   raise AttributeError(f"module 'mobileiqa_jax' has no attribute {name!r}")
 

@@ -30,7 +30,9 @@ warmup) -> row dict): `jax` (jitted, float32) and `litert`, `litert_fp16`,
 run by LiteRT with XNNPACK on every core). Training throughput rows come from
 `TRAINING_STEPS`.
 """
+
 import argparse
+from collections.abc import Callable
 import dataclasses
 import functools
 import json
@@ -39,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
 
 GEMM_SIZE = 2048
 
@@ -47,6 +48,7 @@ GEMM_SIZE = 2048
 @dataclasses.dataclass(frozen=True)
 class Case:
   """One measured configuration: a model preset on (batch, height, width) inputs."""
+
   model: str
   height: int
   width: int
@@ -66,12 +68,14 @@ class Case:
 
 _SIZES = ((512, 512), (1231, 1907))
 # JAX for both networks; LiteRT for the student, the one that ships as TFLite.
-FULL_CASES = (tuple(Case(model, h, w) for model in ("student", "teacher") for h, w in _SIZES)
-              + tuple(Case("student", h, w, backend="litert") for h, w in _SIZES))
+FULL_CASES = tuple(
+  Case(model, h, w) for model in ("student", "teacher") for h, w in _SIZES
+) + tuple(Case("student", h, w, backend="litert") for h, w in _SIZES)
 SMOKE_CASES = (Case("student_tiny", 64, 96), Case("teacher_tiny", 64, 96))
 
 
 # --- memory ---------------------------------------------------------------
+
 
 def _status_bytes(field: str) -> int:
   """A `Vm*` line of /proc/self/status in bytes (Linux)."""
@@ -98,6 +102,7 @@ def peak_rss_bytes() -> int:
     return _status_bytes("VmHWM")
   except (OSError, KeyError):
     import resource  # pylint: disable=g-import-not-at-top
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -109,6 +114,7 @@ def release_free_memory() -> None:
   """
   try:
     import ctypes  # pylint: disable=g-import-not-at-top
+
     ctypes.CDLL("libc.so.6").malloc_trim(0)
   except (OSError, AttributeError):
     pass
@@ -124,6 +130,7 @@ def rss_bytes() -> int:
 
 # --- FLOPs ----------------------------------------------------------------
 
+
 def count_flops(jaxpr) -> int:
   """2 * multiply-adds of the dot_generals and convolutions in a (closed) jaxpr.
 
@@ -132,6 +139,7 @@ def count_flops(jaxpr) -> int:
   count is unknown and counts once.
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
   total = 0
   for eqn in jaxpr.eqns:
@@ -159,6 +167,7 @@ def count_flops(jaxpr) -> int:
 
 # --- measurements (run inside a child process) ---------------------------
 
+
 def _median_seconds(call: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
   times = []
   for _ in range(repeats):
@@ -172,12 +181,17 @@ def measure_gemm(repeats: int, size: int = GEMM_SIZE) -> dict:
   """GFLOP/s of a jitted float32 (size x size) @ (size x size) matmul."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
   matmul = jax.jit(jnp.matmul).lower(a, a).compile()
   jax.block_until_ready(matmul(a, a))
   seconds, _ = _median_seconds(lambda: jax.block_until_ready(matmul(a, a)), max(repeats, 3))
-  return {"kind": "gemm", "size": size, "latency_s": seconds,
-          "gflops_per_s": 2 * size ** 3 / seconds / 1e9}
+  return {
+    "kind": "gemm",
+    "size": size,
+    "latency_s": seconds,
+    "gflops_per_s": 2 * size**3 / seconds / 1e9,
+  }
 
 
 def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
@@ -189,12 +203,19 @@ def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
   """
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
-  from mobileiqa_jax import xla_options  # pylint: disable=g-import-not-at-top
+
+  from mobileiqa_jax import (
+    models,  # pylint: disable=g-import-not-at-top
+    xla_options,  # pylint: disable=g-import-not-at-top
+  )
+
   model = models.create(case.model)
   variables = jax.device_put(models.random_variables(model, case.height, case.width))
-  images = jax.device_put(np.random.default_rng(0).standard_normal(
-      (case.batch, case.height, case.width, 3)).astype(np.float32))
+  images = jax.device_put(
+    np.random.default_rng(0)
+    .standard_normal((case.batch, case.height, case.width, 3))
+    .astype(np.float32)
+  )
   score = lambda v, x: model.apply(v, x)[0]
   flops = count_flops(jax.make_jaxpr(score)(variables, images))
 
@@ -209,17 +230,17 @@ def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
   exact_peak = reset_peak_rss()
   seconds, times = _median_seconds(lambda: jax.block_until_ready(call(variables, images)), repeats)
   return {
-      "compile_s": compile_s,
-      "latency_s": seconds,
-      "latencies_s": times,
-      "images_per_s": case.batch / seconds,
-      "gflop": flops / 1e9,
-      "gflops_per_s": flops / seconds / 1e9,
-      "base_rss_bytes": base,
-      "peak_rss_bytes": peak_rss_bytes(),
-      # Without the reset the high-water mark still holds compilation's peak.
-      "peak_rss_includes_compile": not exact_peak,
-      "compile_peak_rss_bytes": compile_peak,
+    "compile_s": compile_s,
+    "latency_s": seconds,
+    "latencies_s": times,
+    "images_per_s": case.batch / seconds,
+    "gflop": flops / 1e9,
+    "gflops_per_s": flops / seconds / 1e9,
+    "base_rss_bytes": base,
+    "peak_rss_bytes": peak_rss_bytes(),
+    # Without the reset the high-water mark still holds compilation's peak.
+    "peak_rss_includes_compile": not exact_peak,
+    "compile_peak_rss_bytes": compile_peak,
   }
 
 
@@ -233,50 +254,58 @@ def measure_litert(case: Case, repeats: int, warmup: int, quantization: str = "f
   import concurrent.futures  # pylint: disable=g-import-not-at-top
   import multiprocessing  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
+
   from mobileiqa_jax.export import benchmark as export_benchmark  # pylint: disable=g-import-not-at-top
+
   if case.batch != 1:
     raise ValueError(f"the TFLite export is batch 1, got {case.label}")
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "model.tflite")
     start = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn")) as pool:
-      gflop = pool.submit(export_benchmark.convert_synthetic, case.model, case.height,
-                          case.width, quantization, path).result()
+      1, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+      gflop = pool.submit(
+        export_benchmark.convert_synthetic, case.model, case.height, case.width, quantization, path
+      ).result()
     threads = os.cpu_count() or 1
     interpreter = export_benchmark.verify.make_interpreter(path, threads)
     compile_s = time.perf_counter() - start
     compile_peak = peak_rss_bytes()
     base = rss_bytes()
-    timing = export_benchmark.time_invokes(interpreter, repeats, warmup, before_timing=reset_peak_rss)
+    timing = export_benchmark.time_invokes(
+      interpreter, repeats, warmup, before_timing=reset_peak_rss
+    )
   return {
-      "compile_s": compile_s,
-      "latency_s": timing["median_s"],
-      "latencies_s": timing["times_s"],
-      "images_per_s": 1 / timing["median_s"],
-      "gflop": gflop,
-      "gflops_per_s": gflop / timing["median_s"],
-      "base_rss_bytes": base,
-      "peak_rss_bytes": peak_rss_bytes(),
-      "peak_rss_includes_compile": not timing["before_timing"],
-      "compile_peak_rss_bytes": compile_peak,
-      "threads": threads,
-      "quantization": quantization,
+    "compile_s": compile_s,
+    "latency_s": timing["median_s"],
+    "latencies_s": timing["times_s"],
+    "images_per_s": 1 / timing["median_s"],
+    "gflop": gflop,
+    "gflops_per_s": gflop / timing["median_s"],
+    "base_rss_bytes": base,
+    "peak_rss_bytes": peak_rss_bytes(),
+    "peak_rss_includes_compile": not timing["before_timing"],
+    "compile_peak_rss_bytes": compile_peak,
+    "threads": threads,
+    "quantization": quantization,
   }
 
 
 # Inference backends: name -> measure(case, repeats, warmup) -> row fields.
 INFERENCE_BACKENDS: dict[str, Callable[[Case, int, int], dict]] = {
-    "jax": measure_jax,
-    "litert": measure_litert,  # float32
-    "litert_fp16": functools.partial(measure_litert, quantization="float16"),
-    "litert_int8": functools.partial(measure_litert, quantization="dynamic_int8"),
+  "jax": measure_jax,
+  "litert": measure_litert,  # float32
+  "litert_fp16": functools.partial(measure_litert, quantization="float16"),
+  "litert_int8": functools.partial(measure_litert, quantization="dynamic_int8"),
 }
+
 
 def measure_training(kind: str, repeats: int, warmup: int, smoke: bool, **shape) -> dict:
   """`train.throughput.measure`: one optimiser step (batch 2, 512x512 unless
   `shape` gives batch, height, width)."""
   from mobileiqa_jax.train import throughput  # pylint: disable=g-import-not-at-top
+
   return throughput.measure(kind, repeats, warmup, smoke, **shape)
 
 
@@ -284,10 +313,11 @@ def measure_training(kind: str, repeats: int, warmup: int, smoke: bool, **shape)
 # with at least `images_per_s`. The full-size row is the paper's distillation
 # input (UHD-IQA), at the batch a CPU holds.
 TRAINING_STEPS: dict[str, Callable[[int, int, bool], dict]] = {
-    "teacher_step": functools.partial(measure_training, "teacher"),
-    "distill_step": functools.partial(measure_training, "distill"),
-    "distill_step_full_size": functools.partial(measure_training, "distill", batch=1,
-                                                height=1231, width=1907),
+  "teacher_step": functools.partial(measure_training, "teacher"),
+  "distill_step": functools.partial(measure_training, "distill"),
+  "distill_step_full_size": functools.partial(
+    measure_training, "distill", batch=1, height=1231, width=1907
+  ),
 }
 
 
@@ -304,10 +334,20 @@ def _child(label: str, repeats: int, warmup: int, smoke: bool = False) -> dict:
 
 # --- orchestration ---------------------------------------------------------
 
+
 def run_child(label: str, repeats: int, warmup: int) -> dict:
   """Measures one label in a fresh Python process; its last stdout line is JSON."""
-  command = [sys.executable, "-m", "mobileiqa_jax.benchmark", "--child", label,
-             "--repeats", str(repeats), "--warmup", str(warmup)]
+  command = [
+    sys.executable,
+    "-m",
+    "mobileiqa_jax.benchmark",
+    "--child",
+    label,
+    "--repeats",
+    str(repeats),
+    "--warmup",
+    str(warmup),
+  ]
   result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
   lines = result.stdout.strip().splitlines()
   if result.returncode != 0 or not lines:
@@ -316,8 +356,15 @@ def run_child(label: str, repeats: int, warmup: int) -> dict:
   return dict(json.loads(lines[-1]), label=label)
 
 
-def run(cases, repeats: int, warmup: int, in_process: bool = False,
-        gemm_size: int = GEMM_SIZE, training=None, smoke: bool = False) -> dict:
+def run(
+  cases,
+  repeats: int,
+  warmup: int,
+  in_process: bool = False,
+  gemm_size: int = GEMM_SIZE,
+  training=None,
+  smoke: bool = False,
+) -> dict:
   """The whole benchmark: a GEMM reference, then one row per case and step.
 
   Args:
@@ -333,8 +380,11 @@ def run(cases, repeats: int, warmup: int, in_process: bool = False,
   Returns:
     {"gemm": row, "inference": [rows], "training": [rows], "environment": {...}}.
   """
-  measure = ((lambda label: dict(_child(label, repeats, warmup, smoke), label=label))
-             if in_process else (lambda label: run_child(label, repeats, warmup)))
+  measure = (
+    (lambda label: dict(_child(label, repeats, warmup, smoke), label=label))
+    if in_process
+    else (lambda label: run_child(label, repeats, warmup))
+  )
   gemm = measure(f"gemm:{gemm_size}")
   rows = [measure(case.label) for case in cases]
   reference = gemm.get("gflops_per_s")
@@ -343,60 +393,83 @@ def run(cases, repeats: int, warmup: int, in_process: bool = False,
       row["gemm_fraction"] = row["gflops_per_s"] / reference
   names = TRAINING_STEPS if training is None else training
   training = [measure(f"train:{name}") for name in names]
-  return {"gemm": gemm, "inference": rows, "training": training,
-          "environment": _environment()}
+  return {"gemm": gemm, "inference": rows, "training": training, "environment": _environment()}
 
 
 def _environment() -> dict:
   import platform  # pylint: disable=g-import-not-at-top
+
   import jax  # pylint: disable=g-import-not-at-top
-  return {"jax": jax.__version__, "cpus": os.cpu_count(), "machine": platform.machine(),
-          "xla_flags": os.environ.get("XLA_FLAGS", ""),
-          "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+
+  return {
+    "jax": jax.__version__,
+    "cpus": os.cpu_count(),
+    "machine": platform.machine(),
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+  }
 
 
 def format_table(report: dict) -> str:
   """The report as a fixed-width text table."""
   gemm = report["gemm"]
-  lines = [f"GEMM {gemm.get('size')}^3 float32: {gemm.get('gflops_per_s', float('nan')):.1f} GFLOP/s",
-           f"{'backend':<12}{'model':<14}{'input':>14}{'compile s':>11}{'latency s':>11}"
-           f"{'img/s':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'of GEMM':>9}{'peak GB':>9}{'base GB':>9}"]
+  lines = [
+    f"GEMM {gemm.get('size')}^3 float32: {gemm.get('gflops_per_s', float('nan')):.1f} GFLOP/s",
+    f"{'backend':<12}{'model':<14}{'input':>14}{'compile s':>11}{'latency s':>11}"
+    f"{'img/s':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'of GEMM':>9}{'peak GB':>9}{'base GB':>9}",
+  ]
   for row in report["inference"]:
     if "error" in row:
       lines.append(f"{row['label']}: {row['error']}")
       continue
     size = f"{row['batch']}x{row['height']}x{row['width']}"
     lines.append(
-        f"{row['backend']:<12}{row['model']:<14}{size:>14}{row['compile_s']:>11.1f}"
-        f"{row['latency_s']:>11.3f}{row['images_per_s']:>8.2f}{row['gflop']:>9.1f}"
-        f"{row['gflops_per_s']:>9.1f}{row.get('gemm_fraction', float('nan')):>9.2f}"
-        f"{row['peak_rss_bytes'] / 1e9:>9.2f}{row['base_rss_bytes'] / 1e9:>9.2f}")
+      f"{row['backend']:<12}{row['model']:<14}{size:>14}{row['compile_s']:>11.1f}"
+      f"{row['latency_s']:>11.3f}{row['images_per_s']:>8.2f}{row['gflop']:>9.1f}"
+      f"{row['gflops_per_s']:>9.1f}{row.get('gemm_fraction', float('nan')):>9.2f}"
+      f"{row['peak_rss_bytes'] / 1e9:>9.2f}{row['base_rss_bytes'] / 1e9:>9.2f}"
+    )
   if report["training"]:
-    lines.append(f"{'training':<26}{'input':>14}{'compile s':>11}{'step s':>11}{'img/s':>8}"
-                 f"{'peak GB':>9}{'base GB':>9}")
+    lines.append(
+      f"{'training':<26}{'input':>14}{'compile s':>11}{'step s':>11}{'img/s':>8}"
+      f"{'peak GB':>9}{'base GB':>9}"
+    )
   for row in report["training"]:
     if "error" in row:
       lines.append(f"{row['label']}: {row['error']}")
       continue
     size = f"{row['batch']}x{row['height']}x{row['width']}"
-    lines.append(f"{row['name']:<26}{size:>14}{row['compile_s']:>11.1f}{row['step_s']:>11.3f}"
-                 f"{row['images_per_s']:>8.2f}{row['peak_rss_bytes'] / 1e9:>9.2f}"
-                 f"{row['base_rss_bytes'] / 1e9:>9.2f}")
+    lines.append(
+      f"{row['name']:<26}{size:>14}{row['compile_s']:>11.1f}{row['step_s']:>11.3f}"
+      f"{row['images_per_s']:>8.2f}{row['peak_rss_bytes'] / 1e9:>9.2f}"
+      f"{row['base_rss_bytes'] / 1e9:>9.2f}"
+    )
   return "\n".join(lines)
 
 
 def _parse(argv):
-  parser = argparse.ArgumentParser(prog="python -m mobileiqa_jax.benchmark", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--smoke", action="store_true",
-                      help="tiny models at 64x96, one timed call each, in this process (CI)")
-  parser.add_argument("--only", action="append", default=[],
-                      help="[BACKEND:]MODEL:HxW[xB] or train:STEP to run (repeatable); "
-                           "default: every full case and training step")
+  parser = argparse.ArgumentParser(
+    prog="python -m mobileiqa_jax.benchmark",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument(
+    "--smoke",
+    action="store_true",
+    help="tiny models at 64x96, one timed call each, in this process (CI)",
+  )
+  parser.add_argument(
+    "--only",
+    action="append",
+    default=[],
+    help="[BACKEND:]MODEL:HxW[xB] or train:STEP to run (repeatable); "
+    "default: every full case and training step",
+  )
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--warmup", type=int, default=1)
-  parser.add_argument("--in-process", action="store_true",
-                      help="no child processes (peak memory less isolated)")
+  parser.add_argument(
+    "--in-process", action="store_true", help="no child processes (peak memory less isolated)"
+  )
   parser.add_argument("--json", help="also write the report to this path")
   parser.add_argument("--child", help=argparse.SUPPRESS)
   return parser.parse_args(argv)
@@ -411,7 +484,9 @@ def _cases(args) -> tuple[tuple[Case, ...], list[str] | None]:
     parts = spec.split(":")
     if parts[0] == "train":
       if parts[1] not in TRAINING_STEPS:
-        raise SystemExit(f"unknown training step {parts[1]!r}; choose from {sorted(TRAINING_STEPS)}")
+        raise SystemExit(
+          f"unknown training step {parts[1]!r}; choose from {sorted(TRAINING_STEPS)}"
+        )
       training.append(parts[1])
       continue
     backend = parts.pop(0) if len(parts) == 3 else "jax"
@@ -431,8 +506,15 @@ def main(argv=None) -> int:
   if args.smoke:
     # Training steps compile for minutes even when tiny: only on request.
     _, training = _cases(args)
-    report = run(SMOKE_CASES, repeats=1, warmup=1, in_process=True, gemm_size=256,
-                 training=training or [], smoke=True)
+    report = run(
+      SMOKE_CASES,
+      repeats=1,
+      warmup=1,
+      in_process=True,
+      gemm_size=256,
+      training=training or [],
+      smoke=True,
+    )
   else:
     cases, training = _cases(args)
     report = run(cases, args.repeats, args.warmup, in_process=args.in_process, training=training)

@@ -13,14 +13,15 @@ Resuming reads `latest`; scoring, export and distillation read `best` (or
 `latest` before any evaluation). orbax writes each checkpoint into a temporary
 directory and renames it when complete, so an interrupted save is never read.
 """
+
 import json
 import os
 
+from etils import epath
 import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from etils import epath
 
 from mobileiqa_jax import models
 
@@ -35,8 +36,15 @@ def absolute(path) -> epath.Path:
   return path if "://" in os.fspath(path) else epath.Path(os.path.abspath(path))
 
 
-def save_model(directory, variables, model_name: str, overrides: dict | None = None,
-               *, force: bool = False, **metadata):
+def save_model(
+  directory,
+  variables,
+  model_name: str,
+  overrides: dict | None = None,
+  *,
+  force: bool = False,
+  **metadata,
+):
   """Writes `variables` of `models.create(model_name, **overrides)` to `directory`.
 
   Raises:
@@ -47,8 +55,11 @@ def save_model(directory, variables, model_name: str, overrides: dict | None = N
     raise FileExistsError(f"{directory} exists; choose a new directory or pass force=True")
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(
-      directory, jax.tree.map(np.asarray, variables), force=force,
-      custom_metadata=dict(metadata, model=model_name, overrides=dict(overrides or {})))
+    directory,
+    jax.tree.map(np.asarray, variables),
+    force=force,
+    custom_metadata=dict(metadata, model=model_name, overrides=dict(overrides or {})),
+  )
   checkpointer.wait_until_finished()
 
 
@@ -103,8 +114,9 @@ def load_model(path, which: str = "best"):
     found = _from_workdir(path, which) if path.exists() else None
     if found is None:
       raise FileNotFoundError(
-          f"{path}: neither a model checkpoint (from `python -m mobileiqa_jax.convert`) "
-          f"nor a training workdir with checkpoints under {BEST} or {LATEST}")
+        f"{path}: neither a model checkpoint (from `python -m mobileiqa_jax.convert`) "
+        f"nor a training workdir with checkpoints under {BEST} or {LATEST}"
+      )
     variables, metadata = found
   if "model" not in metadata:
     raise ValueError(f"{path}: checkpoint metadata does not name its model")
@@ -129,23 +141,37 @@ class TrainingCheckpoints:
     workdir = absolute(workdir)
     self.model_metadata = dict(model_metadata)
     self.latest = ocp.CheckpointManager(
-        workdir / LATEST, options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep_latest, enable_async_checkpointing=True,
-            multiprocessing_options=_barrier_prefix("latest")))
+      workdir / LATEST,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep_latest,
+        enable_async_checkpointing=True,
+        multiprocessing_options=_barrier_prefix("latest"),
+      ),
+    )
     self.best = ocp.CheckpointManager(
-        workdir / BEST, options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, best_fn=lambda metrics: metrics["sum"], best_mode="max",
-            enable_async_checkpointing=True,
-            multiprocessing_options=_barrier_prefix("best")))
+      workdir / BEST,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1,
+        best_fn=lambda metrics: metrics["sum"],
+        best_mode="max",
+        enable_async_checkpointing=True,
+        multiprocessing_options=_barrier_prefix("best"),
+      ),
+    )
 
   def save_latest(self, state, iterator):
     step = int(state.step)
-    self.latest.save(step, args=ocp.args.Composite(
+    self.latest.save(
+      step,
+      args=ocp.args.Composite(
         variables=ocp.args.StandardSave(state.variables),
-        training=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state,
-                                        "rng": state.rng}),
+        training=ocp.args.StandardSave(
+          {"step": state.step, "opt_state": state.opt_state, "rng": state.rng}
+        ),
         data=grain.checkpoint.CheckpointSave(iterator),
-        model=ocp.args.JsonSave(self.model_metadata)))
+        model=ocp.args.JsonSave(self.model_metadata),
+      ),
+    )
 
   def save_best(self, state, metrics: dict):
     """Saves when `metrics['sum']` beats the best so far; returns whether it did."""
@@ -158,10 +184,14 @@ class TrainingCheckpoints:
     step = int(state.step)
     if step in self.best.all_steps():
       return False
-    self.best.save(step, metrics={k: float(v) for k, v in metrics.items()},
-                   args=ocp.args.Composite(
-                       variables=ocp.args.StandardSave(state.variables),
-                       model=ocp.args.JsonSave(self.model_metadata)))
+    self.best.save(
+      step,
+      metrics={k: float(v) for k, v in metrics.items()},
+      args=ocp.args.Composite(
+        variables=ocp.args.StandardSave(state.variables),
+        model=ocp.args.JsonSave(self.model_metadata),
+      ),
+    )
     return True
 
   def restore_latest(self, abstract_state, iterator):
@@ -172,16 +202,27 @@ class TrainingCheckpoints:
     step = self.latest.latest_step()
     if step is None:
       return None
-    abstract_training = {"step": abstract_state.step, "opt_state": abstract_state.opt_state,
-                         "rng": abstract_state.rng}
-    restored = self.latest.restore(step, args=ocp.args.Composite(
+    abstract_training = {
+      "step": abstract_state.step,
+      "opt_state": abstract_state.opt_state,
+      "rng": abstract_state.rng,
+    }
+    restored = self.latest.restore(
+      step,
+      args=ocp.args.Composite(
         variables=ocp.args.StandardRestore(abstract_state.variables),
         training=ocp.args.StandardRestore(abstract_training),
-        data=grain.checkpoint.CheckpointRestore(iterator)))
+        data=grain.checkpoint.CheckpointRestore(iterator),
+      ),
+    )
     variables, training = restored["variables"], restored["training"]
     return abstract_state.replace(
-        step=training["step"], params=variables["params"],
-        batch_stats=variables["batch_stats"], opt_state=training["opt_state"], rng=training["rng"])
+      step=training["step"],
+      params=variables["params"],
+      batch_stats=variables["batch_stats"],
+      opt_state=training["opt_state"],
+      rng=training["rng"],
+    )
 
   def wait(self):
     self.latest.wait_until_finished()

@@ -1,26 +1,27 @@
 """Entry point: `python -m mobileiqa_jax.main --config=configs/distill.py --workdir=DIR`.
 
 `config.mode` picks the job: train (teacher or distillation, by the config),
-eval, export, or recipe (teacher, then distilled student, then the table). On a pod or cluster the same command runs once per host; with
+eval, export, or recipe (teacher, then distilled student, then the table).
+On a pod or cluster the same command runs once per host; with
 --coordinator_address (or on TPU/SLURM, where JAX finds it) the processes
 join one jax.distributed runtime first.
 """
+
 import logging as std_logging
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
-from mobileiqa_jax.train import loop
-from mobileiqa_jax.train import recipe
+from mobileiqa_jax.train import loop, recipe
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Config file (configs/*.py[:arg]).", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs).")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Join a jax.distributed runtime (implied by --coordinator_address).")
+  "distributed", False, "Join a jax.distributed runtime (implied by --coordinator_address)."
+)
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the runtime.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
@@ -29,8 +30,11 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 def initialize_distributed():
   """Joins the runtime; arguments left None are found by JAX (TPU, SLURM, ...)."""
   if _DISTRIBUTED.value or _COORDINATOR.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+    jax.distributed.initialize(
+      coordinator_address=_COORDINATOR.value,
+      num_processes=_NUM_PROCESSES.value,
+      process_id=_PROCESS_ID.value,
+    )
 
 
 def run(config, workdir: str):
@@ -42,6 +46,7 @@ def run(config, workdir: str):
   if config.mode == "export":
     # TensorFlow is imported only for this job.
     from mobileiqa_jax.export import job  # pylint: disable=g-import-not-at-top
+
     return job.export_from_config(config, workdir)
   if config.mode == "recipe":
     return recipe.teacher_then_student(config, workdir)
@@ -67,9 +72,14 @@ def main(argv):
     raise app.UsageError("--workdir is required")
   logger = _console_logging()
   initialize_distributed()
-  logger.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),
-               jax.process_count(), jax.local_device_count(), jax.device_count(),
-               jax.devices()[0].platform)
+  logger.info(
+    "process %d of %d, %d local / %d global devices (%s)",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+    jax.devices()[0].platform,
+  )
   run(_CONFIG.value, _WORKDIR.value)
 
 

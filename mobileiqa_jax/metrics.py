@@ -1,4 +1,5 @@
 """Correlation metrics of IQA: SRCC, PLCC and KRCC over a whole split."""
+
 import numpy as np
 from scipy import stats
 
@@ -18,9 +19,9 @@ def correlations(predictions, labels) -> dict[str, float]:
     result = {"srcc": 0.0, "plcc": 0.0, "krcc": 0.0}
   else:
     result = {
-        "srcc": float(stats.spearmanr(predictions, labels)[0]),
-        "plcc": float(stats.pearsonr(predictions, labels)[0]),
-        "krcc": float(stats.kendalltau(predictions, labels)[0]),
+      "srcc": float(stats.spearmanr(predictions, labels)[0]),
+      "plcc": float(stats.pearsonr(predictions, labels)[0]),
+      "krcc": float(stats.kendalltau(predictions, labels)[0]),
     }
   result["sum"] = result["srcc"] + result["plcc"] + result["krcc"]
   return result

@@ -16,6 +16,7 @@ size unless --size says otherwise (see `mobileiqa_jax/scoring.py`).
 Exit status: 0 every image scored; 2 some could not be (their rows say why);
 1 nothing was scored (no checkpoint, no images, bad options).
 """
+
 import argparse
 import csv
 import glob
@@ -37,7 +38,9 @@ def parse_size(text: str) -> tuple[int, int]:
   try:
     height, width = (int(part) for part in text.lower().split("x"))
   except ValueError:
-    raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH, e.g. 1231x1907; got '{text}'")
+    raise argparse.ArgumentTypeError(
+      f"size must be HEIGHTxWIDTH, e.g. 1231x1907; got '{text}'"
+    ) from None
   if height < 1 or width < 1:
     raise argparse.ArgumentTypeError(f"size must be positive; got '{text}'")
   return height, width
@@ -49,8 +52,11 @@ def _walk(folder: str) -> list[str]:
     # Hidden entries are thumbnails caches and macOS '._x.jpg' resource forks,
     # which carry image extensions but no image.
     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    found += [os.path.join(root, name) for name in sorted(files)
-              if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS]
+    found += [
+      os.path.join(root, name)
+      for name in sorted(files)
+      if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    ]
   return found
 
 
@@ -94,8 +100,10 @@ def format_csv(rows) -> str:
 
 
 def format_json(rows) -> str:
-  return json.dumps([dict(path=path, score=score, error=error) for path, score, error in rows],
-                    indent=2) + "\n"
+  return (
+    json.dumps([dict(path=path, score=score, error=error) for path, score, error in rows], indent=2)
+    + "\n"
+  )
 
 
 def format_table(rows) -> str:
@@ -143,8 +151,10 @@ class Progress:
       self.shown_at = now
       rate = self.done / max(now - self.start, 1e-9)
       eta = int((self.total - self.done) / rate)
-      self.stream.write(f"\r{self.done}/{self.total} images, {self.failed} failed, "
-                        f"{rate:.2f}/s, eta {eta // 60}m{eta % 60:02d}s ")
+      self.stream.write(
+        f"\r{self.done}/{self.total} images, {self.failed} failed, "
+        f"{rate:.2f}/s, eta {eta // 60}m{eta % 60:02d}s "
+      )
       self.stream.flush()
 
   def close(self):
@@ -162,22 +172,44 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parse(argv):
-  parser = _Parser(prog="python -m mobileiqa_jax.predict", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--checkpoint", required=True,
-                      help="a model checkpoint, a training workdir or an exported .tflite")
+  parser = _Parser(
+    prog="python -m mobileiqa_jax.predict",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument(
+    "--checkpoint",
+    required=True,
+    help="a model checkpoint, a training workdir or an exported .tflite",
+  )
   parser.add_argument("images", nargs="+", metavar="IMAGES", help="files, folders or globs")
-  parser.add_argument("--output", help="write rows to this .csv or .json (default: a table on stdout)")
-  parser.add_argument("--batch-size", type=int, default=8,
-                      help="images per JAX call; the last batch is padded (default: 8)")
-  parser.add_argument("--size", type=parse_size,
-                      help="HEIGHTxWIDTH to resize to (default: the checkpoint's trained size; "
-                           "1231x1907 for converted checkpoints)")
-  parser.add_argument("--keep-aspect", action="store_true",
-                      help="fit inside the size keeping the aspect ratio, padded with the "
-                           "ImageNet mean colour (default: stretch, as in training)")
-  parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                      help="show a progress line on stderr (default: when stderr is a terminal)")
+  parser.add_argument(
+    "--output", help="write rows to this .csv or .json (default: a table on stdout)"
+  )
+  parser.add_argument(
+    "--batch-size",
+    type=int,
+    default=8,
+    help="images per JAX call; the last batch is padded (default: 8)",
+  )
+  parser.add_argument(
+    "--size",
+    type=parse_size,
+    help="HEIGHTxWIDTH to resize to (default: the checkpoint's trained size; "
+    "1231x1907 for converted checkpoints)",
+  )
+  parser.add_argument(
+    "--keep-aspect",
+    action="store_true",
+    help="fit inside the size keeping the aspect ratio, padded with the "
+    "ImageNet mean colour (default: stretch, as in training)",
+  )
+  parser.add_argument(
+    "--progress",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="show a progress line on stderr (default: when stderr is a terminal)",
+  )
   args = parser.parse_args(argv)
   if args.batch_size < 1:
     parser.error("--batch-size must be at least 1")
@@ -199,21 +231,25 @@ def main(argv=None) -> int:
     return EXIT_FATAL
   # JAX and the checkpoint code load only once the arguments are known good.
   from mobileiqa_jax import scoring  # pylint: disable=g-import-not-at-top
+
   try:
-    scorer = scoring.Scorer.from_checkpoint(args.checkpoint, size=args.size,
-                                            keep_aspect=args.keep_aspect,
-                                            batch_size=args.batch_size)
+    scorer = scoring.Scorer.from_checkpoint(
+      args.checkpoint, size=args.size, keep_aspect=args.keep_aspect, batch_size=args.batch_size
+    )
   except (FileNotFoundError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     return EXIT_FATAL
   except ImportError as error:
-    print(f"error: {error}; .tflite files need the export extra: pip install -e '.[export]'",
-          file=sys.stderr)
+    print(
+      f"error: {error}; .tflite files need the export extra: pip install -e '.[export]'",
+      file=sys.stderr,
+    )
     return EXIT_FATAL
   print(f"scoring {len(paths)} image(s) with {scorer.description}", file=sys.stderr)
 
-  progress = Progress(len(paths), enabled=sys.stderr.isatty() if args.progress is None
-                      else args.progress)
+  progress = Progress(
+    len(paths), enabled=sys.stderr.isatty() if args.progress is None else args.progress
+  )
   rows = []
   try:
     for row in scorer.iter_score_files(paths):
@@ -224,14 +260,19 @@ def main(argv=None) -> int:
 
   failed = [row for row in rows if row.error is not None]
   if args.output:
-    text = (format_json if pathlib.Path(args.output).suffix.lower() == ".json" else format_csv)(rows)
+    text = (format_json if pathlib.Path(args.output).suffix.lower() == ".json" else format_csv)(
+      rows
+    )
     write_atomically(args.output, text)
     print(f"wrote {len(rows)} row(s) to {args.output}", file=sys.stderr)
   else:
     sys.stdout.write(format_table(rows))
   if failed:
-    print(f"{len(failed)} of {len(rows)} image(s) could not be scored, e.g. {failed[0].path}: "
-          f"{failed[0].error}", file=sys.stderr)
+    print(
+      f"{len(failed)} of {len(rows)} image(s) could not be scored, e.g. {failed[0].path}: "
+      f"{failed[0].error}",
+      file=sys.stderr,
+    )
     return EXIT_SOME_FAILED
   return EXIT_OK
 

@@ -30,23 +30,22 @@ colour cast. It is still content the network never saw in training (a flat
 area reads as smooth), so letterboxed scores are comparable with each other,
 not with stretched ones; use it for sets that mix portrait and landscape.
 """
+
 import collections
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 import functools
 import json
 import os
 import pathlib
-from concurrent import futures
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import jax
 import numpy as np
-from PIL import Image
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import xla_options
-from mobileiqa_jax.data import decode
-from mobileiqa_jax.data import preprocess
+from mobileiqa_jax import checkpoints, xla_options
+from mobileiqa_jax.data import decode, preprocess
 from mobileiqa_jax.train import defaults
 
 # What converted checkpoints, which carry no size, are scored at.
@@ -94,8 +93,10 @@ def to_rgb_array(item) -> np.ndarray:
     if item.shape[-1] == 1:
       item = np.repeat(item, 3, axis=-1)
     return np.ascontiguousarray(item[..., :3])
-  raise TypeError(f"cannot score a {type(item).__name__}: pass a path, bytes, "
-                  "a PIL image or a uint8 (H, W, 3) array")
+  raise TypeError(
+    f"cannot score a {type(item).__name__}: pass a path, bytes, "
+    "a PIL image or a uint8 (H, W, 3) array"
+  )
 
 
 def fit(image: np.ndarray, height: int, width: int, keep_aspect: bool = False) -> np.ndarray:
@@ -112,7 +113,9 @@ def fit(image: np.ndarray, height: int, width: int, keep_aspect: bool = False) -
   out = np.empty((height, width, 3), np.uint8)
   out[...] = PAD_RGB
   top, left = (height - inner_h) // 2, (width - inner_w) // 2
-  out[top:top + inner_h, left:left + inner_w] = preprocess.resize_bicubic(image, inner_h, inner_w)
+  out[top : top + inner_h, left : left + inner_w] = preprocess.resize_bicubic(
+    image, inner_h, inner_w
+  )
   return out
 
 
@@ -174,13 +177,16 @@ class TFLiteBackend:
   def __init__(self, path, num_threads: int | None = None):
     # LiteRT belongs to the optional `export` extra.
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+
     path = pathlib.Path(path)
     if not path.is_file():
       raise FileNotFoundError(f"{path}: no such .tflite file")
     self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
     self.interpreter.allocate_tensors()
-    (self.input,), (self.output,) = (self.interpreter.get_input_details(),
-                                     self.interpreter.get_output_details())
+    (self.input,), (self.output,) = (
+      self.interpreter.get_input_details(),
+      self.interpreter.get_output_details(),
+    )
     shape = tuple(int(d) for d in self.input["shape"])
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
       raise ValueError(f"{path}: expected a (1, H, W, 3) input, found {shape}")
@@ -197,13 +203,17 @@ class TFLiteBackend:
     if kind not in ("uint8", "float32"):
       raise ValueError(f"{self.sidecar}: unknown input kind {kind!r}")
     if (kind == "uint8") != self.raw_pixels or list(described.get("shape", shape)) != list(shape):
-      raise ValueError(f"{self.sidecar} describes a {kind} {described.get('shape')} input but the "
-                       f"model takes {np.dtype(self.input['dtype'])} {list(shape)}; "
-                       "is it the JSON of another export?")
+      raise ValueError(
+        f"{self.sidecar} describes a {kind} {described.get('shape')} input but the "
+        f"model takes {np.dtype(self.input['dtype'])} {list(shape)}; "
+        "is it the JSON of another export?"
+      )
     for field, expected in (("mean", preprocess.IMAGENET_MEAN), ("std", preprocess.IMAGENET_STD)):
       if not np.allclose(described.get(field, expected), expected):
-        raise ValueError(f"{self.sidecar}: input {field} {described[field]} is not ImageNet's, "
-                         "which is the only normalisation the networks are trained with")
+        raise ValueError(
+          f"{self.sidecar}: input {field} {described[field]} is not ImageNet's, "
+          "which is the only normalisation the networks are trained with"
+        )
     self.model_name = report.get("model")
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -218,6 +228,7 @@ class TFLiteBackend:
 
 class Result(NamedTuple):
   """One scored input: `score` is None exactly when `error` says why."""
+
   path: str
   score: float | None
   error: str | None
@@ -226,8 +237,15 @@ class Result(NamedTuple):
 class Scorer:
   """Scores images with a checkpoint or a .tflite; build with `from_checkpoint`."""
 
-  def __init__(self, backend: Callable[[np.ndarray], np.ndarray], size: tuple[int, int], *,
-               keep_aspect: bool = False, batch_size: int = 8, description: str = ""):
+  def __init__(
+    self,
+    backend: Callable[[np.ndarray], np.ndarray],
+    size: tuple[int, int],
+    *,
+    keep_aspect: bool = False,
+    batch_size: int = 8,
+    description: str = "",
+  ):
     """Wraps `backend`, which maps uint8 (n, H, W, 3) with n <= batch_size to scores (n,)."""
     if batch_size < 1:
       raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -238,8 +256,9 @@ class Scorer:
     self.description = description
 
   @classmethod
-  def from_checkpoint(cls, path, size: tuple[int, int] | None = None, keep_aspect: bool = False,
-                      batch_size: int = 8) -> "Scorer":
+  def from_checkpoint(
+    cls, path, size: tuple[int, int] | None = None, keep_aspect: bool = False, batch_size: int = 8
+  ) -> "Scorer":
     """A Scorer for a model checkpoint, a training workdir or a .tflite file.
 
     Args:
@@ -259,23 +278,39 @@ class Scorer:
     if str(path).endswith(".tflite"):
       backend = TFLiteBackend(path)
       if size is not None and tuple(size) != backend.size:
-        raise ValueError(f"{path} takes {backend.size[0]}x{backend.size[1]} images only, "
-                         f"not {size[0]}x{size[1]}; export it again at that size")
+        raise ValueError(
+          f"{path} takes {backend.size[0]}x{backend.size[1]} images only, "
+          f"not {size[0]}x{size[1]}; export it again at that size"
+        )
       kind = "uint8" if backend.raw_pixels else "float32"
       name = backend.model_name or "model"
-      description = (f"{name} from {path} (TFLite, {kind} input) at "
-                     f"{backend.size[0]}x{backend.size[1]}, {aspect}")
-      return cls(backend, backend.size, keep_aspect=keep_aspect, batch_size=batch_size,
-                 description=description)
+      description = (
+        f"{name} from {path} (TFLite, {kind} input) at "
+        f"{backend.size[0]}x{backend.size[1]}, {aspect}"
+      )
+      return cls(
+        backend,
+        backend.size,
+        keep_aspect=keep_aspect,
+        batch_size=batch_size,
+        description=description,
+      )
     module, variables, metadata = checkpoints.load_model(path)
     if size is None:
       size, origin = trained_size(path)
     else:
       origin = "as asked"
-    description = (f"{metadata['model']} from {path} (JAX) at {size[0]}x{size[1]} ({origin}), "
-                   f"{aspect}, batches of {batch_size}")
-    return cls(JaxBackend(module, variables, batch_size), size, keep_aspect=keep_aspect,
-               batch_size=batch_size, description=description)
+    description = (
+      f"{metadata['model']} from {path} (JAX) at {size[0]}x{size[1]} ({origin}), "
+      f"{aspect}, batches of {batch_size}"
+    )
+    return cls(
+      JaxBackend(module, variables, batch_size),
+      size,
+      keep_aspect=keep_aspect,
+      batch_size=batch_size,
+      description=description,
+    )
 
   def prepare(self, item) -> np.ndarray:
     """One input -> the (H, W, 3) uint8 image the network sees (before normalisation)."""
@@ -292,7 +327,8 @@ class Scorer:
         cannot be read (`score_files` reports those per file instead).
     """
     if isinstance(inputs, (str, bytes, os.PathLike, Image.Image)) or (
-        isinstance(inputs, np.ndarray) and inputs.ndim <= 3):
+      isinstance(inputs, np.ndarray) and inputs.ndim <= 3
+    ):
       inputs = [inputs]
     scores = []
     for chunk in self._batches(inputs):
@@ -354,4 +390,3 @@ class Scorer:
           chunk = []
       if chunk:
         yield chunk
-

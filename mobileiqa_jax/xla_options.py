@@ -15,6 +15,7 @@ loops. With dots alone handed over, on a 2-core AVX-512 machine
 Other backends get no options. An `xla_cpu_experimental_ynn_fusion_type` in
 `XLA_FLAGS` is the user's choice and wins.
 """
+
 import os
 
 import jax

@@ -1,4 +1,5 @@
 """Shared test fixtures: where the parity files live and how to load them."""
+
 import importlib.util
 import os
 import pathlib
@@ -12,8 +13,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # Many tests compile the same tiny networks, in this process and in the
 # subprocesses they start (which inherit the environment): a persistent
 # compilation cache turns each repeat from tens of seconds into a few.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      os.path.join(tempfile.gettempdir(), "mobileiqa-jax-test-cache"))
+os.environ.setdefault(
+  "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "mobileiqa-jax-test-cache")
+)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
@@ -34,7 +36,8 @@ def parity():
   recipe.DIR = folder
   recipe.reference = lambda model, size: dict(np.load(folder / f"{model}_s0_{size}.npz"))
   recipe.state_dict = lambda model: recipe.synthetic_state_dict(
-      recipe.load_keys(folder / f"{model}_keys.json"), seed=0)
+    recipe.load_keys(folder / f"{model}_keys.json"), seed=0
+  )
   recipe.image_nhwc = lambda b, h, w: recipe.synthetic_image(b, h, w, seed=0).transpose(0, 2, 3, 1)
   return recipe
 
@@ -47,12 +50,17 @@ def max_diff_bound(reference: np.ndarray) -> float:
 def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
   """{path: shape} of every leaf, to compare variable trees."""
   import jax  # pylint: disable=g-import-not-at-top
-  return {jax.tree_util.keystr(path): tuple(leaf.shape)
-          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+  return {
+    jax.tree_util.keystr(path): tuple(leaf.shape)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+  }
 
 
 def random_variables(model, *inputs, seed=0):
   """`models.random_like` on the variables of any Flax module called on `inputs`."""
   import jax  # pylint: disable=g-import-not-at-top
+
   from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
+
   return models.random_like(jax.eval_shape(model.init, jax.random.key(0), *inputs), seed=seed)

@@ -1,4 +1,5 @@
 """The benchmark's smoke mode end to end, and its FLOP counter."""
+
 import json
 
 import jax
@@ -24,9 +25,11 @@ def test_flop_count_multiplies_loops_and_counts_convs():
   w = jnp.ones((8, 16))
   mapped = jax.make_jaxpr(lambda x: jax.lax.map(lambda r: r @ w, x))(jnp.ones((5, 3, 8)))
   assert benchmark.count_flops(mapped) == 5 * 2 * 3 * 8 * 16
-  conv = jax.make_jaxpr(lambda x, k: jax.lax.conv_general_dilated(
-      x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")))(
-          jnp.ones((1, 6, 6, 4)), jnp.ones((3, 3, 4, 2)))
+  conv = jax.make_jaxpr(
+    lambda x, k: jax.lax.conv_general_dilated(
+      x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+  )(jnp.ones((1, 6, 6, 4)), jnp.ones((3, 3, 4, 2)))
   assert benchmark.count_flops(conv) == 2 * (4 * 4 * 2) * (3 * 3 * 4)
 
 
@@ -36,16 +39,27 @@ def test_case_labels_round_trip():
 
 
 def test_only_parses_backends_and_training_steps():
-  args = benchmark._parse(["--only", "litert_int8:student:64x96", "--only", "teacher:32x48x2",
-                           "--only", "train:distill_step"])
+  args = benchmark._parse(
+    [
+      "--only",
+      "litert_int8:student:64x96",
+      "--only",
+      "teacher:32x48x2",
+      "--only",
+      "train:distill_step",
+    ]
+  )
   cases, training = benchmark._cases(args)
-  assert cases == (benchmark.Case("student", 64, 96, 1, "litert_int8"),
-                   benchmark.Case("teacher", 32, 48, 2, "jax"))
+  assert cases == (
+    benchmark.Case("student", 64, 96, 1, "litert_int8"),
+    benchmark.Case("teacher", 32, 48, 2, "jax"),
+  )
   assert training == ["distill_step"]
 
 
 def test_litert_backend_smoke():
-  row = benchmark.measure_litert(benchmark.Case("student_tiny", 64, 96, backend="litert"),
-                                 repeats=1, warmup=1)
+  row = benchmark.measure_litert(
+    benchmark.Case("student_tiny", 64, 96, backend="litert"), repeats=1, warmup=1
+  )
   assert row["latency_s"] > 0 and row["gflop"] > 0 and row["threads"] >= 1
   assert row["peak_rss_bytes"] >= row["base_rss_bytes"] > 0

@@ -1,9 +1,9 @@
 """Checkpoints under relative paths, as the README's commands give them."""
+
 import jax
 import numpy as np
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import models
+from mobileiqa_jax import checkpoints, models
 from mobileiqa_jax.train import steps
 
 MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
@@ -20,11 +20,16 @@ def test_relative_paths_save_and_load(tmp_path, monkeypatch):
   assert metadata["model"] == "student_tiny"
   np.testing.assert_array_equal(jax.tree.leaves(loaded)[0], jax.tree.leaves(variables)[0])
 
-  state = steps.TrainState(step=np.int32(4), params=variables["params"],
-                           batch_stats=variables["batch_stats"], opt_state={},
-                           rng=jax.random.PRNGKey(0))
-  run = checkpoints.TrainingCheckpoints("runs/quickstart", {"model": "student_tiny",
-                                                            "overrides": MICRO})
+  state = steps.TrainState(
+    step=np.int32(4),
+    params=variables["params"],
+    batch_stats=variables["batch_stats"],
+    opt_state={},
+    rng=jax.random.PRNGKey(0),
+  )
+  run = checkpoints.TrainingCheckpoints(
+    "runs/quickstart", {"model": "student_tiny", "overrides": MICRO}
+  )
   assert run.save_best(state, {"sum": 1.0})
   run.wait()
   run.close()

@@ -1,4 +1,5 @@
 """Scoring: the Scorer API on every input kind, the predict command line, TFLite."""
+
 import csv
 import json
 import shutil
@@ -7,13 +8,10 @@ import sys
 
 import jax
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import models
-from mobileiqa_jax import predict
-from mobileiqa_jax import scoring
+from mobileiqa_jax import checkpoints, models, predict, scoring
 from mobileiqa_jax.data import decode
 from tests.conftest import random_variables
 
@@ -71,8 +69,9 @@ def read_csv(path):
   with open(path, newline="") as f:
     reader = csv.DictReader(f)
     assert reader.fieldnames == ["path", "score", "error"]
-    return [(r["path"], float(r["score"]) if r["score"] else None, r["error"] or None)
-            for r in reader]
+    return [
+      (r["path"], float(r["score"]) if r["score"] else None, r["error"] or None) for r in reader
+    ]
 
 
 def read_json(path):
@@ -82,9 +81,16 @@ def read_json(path):
 def test_folder_to_csv_json_and_table_with_a_corrupt_file(student, photos, tmp_path, capsys):
   _, _, ckpt = student
   common = ["--checkpoint", str(ckpt), str(photos), "--size", SIZE, "--batch-size", str(BATCH)]
-  assert predict.main(common + ["--output", str(tmp_path / "scores.csv")]) == predict.EXIT_SOME_FAILED
-  assert predict.main(common + ["--output", str(tmp_path / "scores.json")]) == predict.EXIT_SOME_FAILED
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.json"]  # no temp files
+  assert (
+    predict.main(common + ["--output", str(tmp_path / "scores.csv")]) == predict.EXIT_SOME_FAILED
+  )
+  assert (
+    predict.main(common + ["--output", str(tmp_path / "scores.json")]) == predict.EXIT_SOME_FAILED
+  )
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+    "scores.csv",
+    "scores.json",
+  ]  # no temp files
 
   from_csv, from_json = read_csv(tmp_path / "scores.csv"), read_json(tmp_path / "scores.json")
   assert from_csv == from_json  # CSV writes the exact float, as JSON does
@@ -99,8 +105,9 @@ def test_folder_to_csv_json_and_table_with_a_corrupt_file(student, photos, tmp_p
 
   # The API scores the same files the same way.
   scorer = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
-  np.testing.assert_allclose(scorer.score([photos / name for name in GOOD]), scores,
-                             rtol=0, atol=1e-6)
+  np.testing.assert_allclose(
+    scorer.score([photos / name for name in GOOD]), scores, rtol=0, atol=1e-6
+  )
 
   # Without --output: a table on stdout, the summary on stderr.
   capsys.readouterr()
@@ -118,15 +125,23 @@ def test_globs_missing_files_and_exit_codes(student, photos, tmp_path, capsys):
   common = ["--checkpoint", str(ckpt), "--size", SIZE, "--batch-size", str(BATCH)]
   out = tmp_path / "scores.csv"
   # Quoted globs expand here, '**' recursively; a file named twice is scored once.
-  assert predict.main(common + [f"{photos}/*.jpg", f"{photos}/**/*.png", str(photos / "a.jpg"),
-                                "--output", str(out)]) == predict.EXIT_SOME_FAILED
+  assert (
+    predict.main(
+      common
+      + [f"{photos}/*.jpg", f"{photos}/**/*.png", str(photos / "a.jpg"), "--output", str(out)]
+    )
+    == predict.EXIT_SOME_FAILED
+  )
   assert list(rows_by_name(read_csv(out), photos)) == ["a.jpg", "broken.jpg", "nested/c.png"]
 
   out.write_text("previous")
-  assert predict.main(common + [str(photos / "a.jpg"), str(photos / "nested"),
-                                "--output", str(out)]) == predict.EXIT_OK
-  assert [name for name, (_, error) in rows_by_name(read_csv(out), photos).items()
-          if error is None] == ["a.jpg", "nested/c.png", "nested/deeper/d.bmp"]
+  assert (
+    predict.main(common + [str(photos / "a.jpg"), str(photos / "nested"), "--output", str(out)])
+    == predict.EXIT_OK
+  )
+  assert [
+    name for name, (_, error) in rows_by_name(read_csv(out), photos).items() if error is None
+  ] == ["a.jpg", "nested/c.png", "nested/deeper/d.bmp"]
 
   # Names that match nothing are rows with an error, not silently dropped.
   missing = [str(tmp_path / "missing.jpg"), str(tmp_path / "none-*.png")]
@@ -139,10 +154,15 @@ def test_globs_missing_files_and_exit_codes(student, photos, tmp_path, capsys):
   assert predict.main(common + [str(tmp_path / "empty-*")]) == 2  # a row, as above
   (tmp_path / "empty").mkdir()
   assert predict.main(common + [str(tmp_path / "empty")]) == predict.EXIT_FATAL
-  assert predict.main(["--checkpoint", str(tmp_path / "nothing"), str(photos)]) == predict.EXIT_FATAL
+  assert (
+    predict.main(["--checkpoint", str(tmp_path / "nothing"), str(photos)]) == predict.EXIT_FATAL
+  )
   assert "neither a model checkpoint" in capsys.readouterr().err
-  for bad in (["--output", str(tmp_path / "scores.txt")],
-              ["--output", str(tmp_path / "no" / "such" / "dir.csv")], ["--size", "96"]):
+  for bad in (
+    ["--output", str(tmp_path / "scores.txt")],
+    ["--output", str(tmp_path / "no" / "such" / "dir.csv")],
+    ["--size", "96"],
+  ):
     with pytest.raises(SystemExit) as exit_:
       predict.main(common + [str(photos)] + bad)
     assert exit_.value.code == predict.EXIT_FATAL
@@ -202,8 +222,10 @@ def test_scores_are_the_checkpointed_model_on_training_preprocessing(student, ph
 
 
 def test_package_import_stays_light():
-  code = ("import sys, mobileiqa_jax; assert 'jax' not in sys.modules; "
-          "assert mobileiqa_jax.Scorer.__module__ == 'mobileiqa_jax.scoring'")
+  code = (
+    "import sys, mobileiqa_jax; assert 'jax' not in sys.modules; "
+    "assert mobileiqa_jax.Scorer.__module__ == 'mobileiqa_jax.scoring'"
+  )
   subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -226,11 +248,14 @@ def test_keep_aspect_letterboxes_with_the_mean_colour(student, photos):
   assert np.all(tall[:, :48] == scoring.PAD_RGB) and np.all(tall[:, 48:80] == 0)
   # Already the right shape: the same pixels as stretching.
   same = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-  np.testing.assert_array_equal(scoring.fit(same, HEIGHT, WIDTH, True), scoring.fit(same, HEIGHT, WIDTH))
+  np.testing.assert_array_equal(
+    scoring.fit(same, HEIGHT, WIDTH, True), scoring.fit(same, HEIGHT, WIDTH)
+  )
 
   _, _, ckpt = student
-  boxed_scorer = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), keep_aspect=True,
-                                                batch_size=BATCH)
+  boxed_scorer = scoring.Scorer.from_checkpoint(
+    ckpt, size=(HEIGHT, WIDTH), keep_aspect=True, batch_size=BATCH
+  )
   stretched = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
   paths = [photos / name for name in GOOD]
   assert not np.allclose(boxed_scorer.score(paths), stretched.score(paths), rtol=0, atol=1e-6)
@@ -248,8 +273,17 @@ def test_tflite_scores_like_jax(photos, tmp_path, capsys):
   tflite = tmp_path / "app" / "student.tflite"
   tflite.parent.mkdir()
   # float32 input: the scorer normalises, which is the path that can go wrong.
-  export.export_tflite(model, variables, tflite, HEIGHT, WIDTH, "float32", "float32",
-                       model_name="student_tiny", samples=1)
+  export.export_tflite(
+    model,
+    variables,
+    tflite,
+    HEIGHT,
+    WIDTH,
+    "float32",
+    "float32",
+    model_name="student_tiny",
+    samples=1,
+  )
 
   paths = [photos / name for name in GOOD]
   jax_scores = scoring.Scorer.from_checkpoint(tmp_path / "ckpt", size=(HEIGHT, WIDTH)).score(paths)
@@ -270,8 +304,9 @@ def test_tflite_scores_like_jax(photos, tmp_path, capsys):
   # Without its JSON the input dtype says the same; a JSON that disagrees is refused.
   alone = tmp_path / "alone.tflite"
   shutil.copy(tflite, alone)
-  np.testing.assert_array_equal(scoring.Scorer.from_checkpoint(alone).score(paths),
-                                scorer.score(paths))
+  np.testing.assert_array_equal(
+    scoring.Scorer.from_checkpoint(alone).score(paths), scorer.score(paths)
+  )
   report = json.loads(tflite.with_suffix(".json").read_text())
   report["input"]["kind"] = "uint8"
   alone.with_suffix(".json").write_text(json.dumps(report))

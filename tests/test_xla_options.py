@@ -1,4 +1,5 @@
 """The compiler options every jitted program of the project is built with."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +9,8 @@ from mobileiqa_jax import xla_options
 
 def test_cpu_programs_keep_reductions_in_xla_and_compute_the_same():
   assert xla_options.compiler_options() == {
-      "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+  }
   # A batch-norm-like reduction beside a dot: the installed XLA must know the
   # option (an unknown name or value fails the compilation) and agree.
   x = np.random.default_rng(0).standard_normal((2, 16, 16, 32)).astype(np.float32)

@@ -4,6 +4,7 @@ The pickle must name `torch._utils._rebuild_tensor_v2` and `torch.FloatStorage`
 as globals; pickle only writes a global it can look up, so stand-ins are put
 under those names in sys.modules while dumping (and taken away after).
 """
+
 import collections
 import contextlib
 import io
@@ -14,8 +15,12 @@ import zipfile
 
 import numpy as np
 
-_STORAGE_NAMES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage",
-                  np.dtype(np.float16): "HalfStorage", np.dtype(np.float64): "DoubleStorage"}
+_STORAGE_NAMES = {
+  np.dtype(np.float32): "FloatStorage",
+  np.dtype(np.int64): "LongStorage",
+  np.dtype(np.float16): "HalfStorage",
+  np.dtype(np.float64): "DoubleStorage",
+}
 
 
 def _stand_in(module, name):
@@ -59,7 +64,6 @@ def save(state_dict, path, root="archive", transpose_storage=False):
     storages = {}
 
     class Pickler(pickle.Pickler):
-
       def persistent_id(self, obj):
         if isinstance(obj, _Tensor):
           dtype = obj.array.dtype
@@ -77,9 +81,10 @@ def save(state_dict, path, root="archive", transpose_storage=False):
         else:
           storages[key] = np.ascontiguousarray(array)
           stride = tuple(s // array.itemsize for s in storages[key].strides)
-        return (utils._rebuild_tensor_v2,
-                (_Tensor(key, storages[key]), 0, array.shape, stride, False,
-                 collections.OrderedDict()))
+        return (
+          utils._rebuild_tensor_v2,
+          (_Tensor(key, storages[key]), 0, array.shape, stride, False, collections.OrderedDict()),
+        )
 
     buffer = io.BytesIO()
     Pickler(buffer, protocol=2).dump(collections.OrderedDict(state_dict))

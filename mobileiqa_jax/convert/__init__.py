@@ -6,17 +6,17 @@ publishes, for ImageNet-initialised training. Both check the result against
 the model's own variable tree and refuse, listing every problem, rather than
 load part of a model.
 """
+
 import logging
 import os
 
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
 
 from mobileiqa_jax import models
-from mobileiqa_jax.convert import naming
-from mobileiqa_jax.convert import torch_pickle
+from mobileiqa_jax.convert import naming, torch_pickle
 from mobileiqa_jax.models import mobileiqa
 
 # What timm checkpoints carry beyond the features_only backbone (classifier head,
@@ -40,8 +40,10 @@ def _check(flat, expected, source):
   missing = sorted(k for k in expected if k not in flat)
   unexpected = sorted(k for k in flat if k not in expected)
   misshaped = sorted(
-      (k, flat[k].shape, expected[k].shape) for k in flat
-      if k in expected and flat[k].shape != expected[k].shape)
+    (k, flat[k].shape, expected[k].shape)
+    for k in flat
+    if k in expected and flat[k].shape != expected[k].shape
+  )
   if not (missing or unexpected or misshaped):
     return
   lines = [f"{source} does not fit the model:"]
@@ -98,7 +100,7 @@ def from_torch(source, name):
   model = _model(name)
   state_dict, source_name = _load_state_dict(source)
   if state_dict and all(k.startswith("module.") for k in state_dict):
-    state_dict = {k[len("module."):]: v for k, v in state_dict.items()}  # DataParallel
+    state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}  # DataParallel
   flat = _to_flat(state_dict, source_name)
   expected = traverse_util.flatten_dict(abstract_variables(model))
   _check(flat, expected, source_name)
@@ -108,6 +110,7 @@ def from_torch(source, name):
 def read_safetensors(path) -> dict[str, np.ndarray]:
   """All tensors of a .safetensors file as NumPy arrays."""
   from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: no such safetensors file")
@@ -135,13 +138,19 @@ def from_timm(source, name):
   extras = sorted(k for k in state_dict if k.startswith(TIMM_EXTRAS))
   if extras:
     logging.getLogger("mobileiqa_jax").info(
-        "%s: skipping %d classifier/head tensors the backbone does not use: %s",
-        source_name, len(extras), ", ".join(extras))
+      "%s: skipping %d classifier/head tensors the backbone does not use: %s",
+      source_name,
+      len(extras),
+      ", ".join(extras),
+    )
   backbone = mobileiqa.BACKBONES[model.backbone][1]
   state_dict = {f"{backbone}.{k}": v for k, v in state_dict.items() if k not in extras}
   flat = _to_flat(state_dict, source_name)
-  expected = {k: v for k, v in traverse_util.flatten_dict(abstract_variables(model)).items()
-              if k[1] == backbone}
+  expected = {
+    k: v
+    for k, v in traverse_util.flatten_dict(abstract_variables(model)).items()
+    if k[1] == backbone
+  }
   _check(flat, expected, source_name)
   return traverse_util.unflatten_dict(flat)
 
@@ -149,8 +158,11 @@ def from_timm(source, name):
 def check_variables(variables, expected, source: str):
   """Raises ConversionError unless `variables` has exactly `expected`'s leaves
   and shapes (`expected` may be abstract, e.g. from jax.eval_shape)."""
-  _check({k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables).items()},
-         traverse_util.flatten_dict(expected), source)
+  _check(
+    {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables).items()},
+    traverse_util.flatten_dict(expected),
+    source,
+  )
 
 
 def merge_variables(base, update):

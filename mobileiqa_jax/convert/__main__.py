@@ -7,6 +7,7 @@ With `--timm-safetensors` only the backbone comes from the file; the heads are
 freshly initialised from `--seed` (an ImageNet-initialised starting point for
 training). Nothing is written unless every tensor fits.
 """
+
 import argparse
 import logging
 import sys
@@ -14,20 +15,25 @@ import sys
 import jax
 import numpy as np
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import convert
-from mobileiqa_jax import models
+from mobileiqa_jax import checkpoints, convert, models
 
 
 def _parse(argv):
-  parser = argparse.ArgumentParser(prog="python -m mobileiqa_jax.convert", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m mobileiqa_jax.convert",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("--model", required=True, choices=sorted(models.PRESETS))
   source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument("--torch-checkpoint", help="torch.save(model.state_dict()) file (.pkl/.pth/.pt)")
+  source.add_argument(
+    "--torch-checkpoint", help="torch.save(model.state_dict()) file (.pkl/.pth/.pt)"
+  )
   source.add_argument("--timm-safetensors", help="timm backbone weights (model.safetensors)")
   parser.add_argument("--out", required=True, help="output checkpoint directory (must not exist)")
-  parser.add_argument("--seed", type=int, default=0, help="initialises the heads with --timm-safetensors")
+  parser.add_argument(
+    "--seed", type=int, default=0, help="initialises the heads with --timm-safetensors"
+  )
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
   return parser.parse_args(argv)
 
@@ -48,8 +54,10 @@ def main(argv=None) -> int:
   except (convert.ConversionError, ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(f"wrote {args.out}: {args.model}, "
-        f"{checkpoints.count_params(variables['params']) / 1e6:.2f}M parameters from {source}")
+  print(
+    f"wrote {args.out}: {args.model}, "
+    f"{checkpoints.count_params(variables['params']) / 1e6:.2f}M parameters from {source}"
+  )
   return 0
 
 

@@ -5,15 +5,16 @@ into the name before them (`blocks.1.0.conv_pw` -> `blocks_1_0/conv_pw`,
 `MALs.0.attention_module.2` -> `MALs_0/attention_module_2`), so the converter
 is this rule plus a check against the model's own variable tree, not a table.
 """
+
 import numpy as np
 
 # PyTorch leaf name -> (Flax collection, Flax leaf name) for tensors whose role
 # does not depend on rank.
 _LEAVES = {
-    "bias": ("params", "bias"),
-    "running_mean": ("batch_stats", "mean"),
-    "running_var": ("batch_stats", "var"),
-    "gamma": ("params", "gamma"),
+  "bias": ("params", "bias"),
+  "running_mean": ("batch_stats", "mean"),
+  "running_var": ("batch_stats", "var"),
+  "gamma": ("params", "gamma"),
 }
 # Bookkeeping that has no Flax counterpart.
 IGNORED_LEAVES = frozenset({"num_batches_tracked"})
@@ -67,7 +68,7 @@ def to_variables(state_dict, strip_prefix: str = ""):
   for name, value in state_dict.items():
     if not name.startswith(strip_prefix):
       continue
-    entry = flax_entry(name[len(strip_prefix):], value)
+    entry = flax_entry(name[len(strip_prefix) :], value)
     if entry is None:
       continue
     collection, path, array = entry

@@ -7,6 +7,7 @@ persistent id, and `<root>/data/<key>` with each storage's raw bytes. The
 unpickler below resolves only those few globals, to NumPy stand-ins; any other
 global (the way a malicious pickle runs code) raises `UnsafeCheckpointError`.
 """
+
 import collections
 import pickle
 import zipfile
@@ -21,16 +22,16 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 # Storage class names (legacy typed storages, still what torch.save writes) -> dtype.
 _STORAGE_DTYPES = {
-    "DoubleStorage": np.float64,
-    "FloatStorage": np.float32,
-    "HalfStorage": np.float16,
-    "BFloat16Storage": ml_dtypes.bfloat16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
+  "DoubleStorage": np.float64,
+  "FloatStorage": np.float32,
+  "HalfStorage": np.float16,
+  "BFloat16Storage": ml_dtypes.bfloat16,
+  "LongStorage": np.int64,
+  "IntStorage": np.int32,
+  "ShortStorage": np.int16,
+  "CharStorage": np.int8,
+  "ByteStorage": np.uint8,
+  "BoolStorage": np.bool_,
 }
 
 
@@ -46,7 +47,8 @@ def _rebuild_tensor(storage, offset, size, stride, *unused):
     return storage[offset].copy()
   itemsize = storage.dtype.itemsize
   view = np.lib.stride_tricks.as_strided(
-      storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride))
+    storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)
+  )
   return np.ascontiguousarray(view)
 
 
@@ -56,14 +58,13 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, *unused):
 
 
 _ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+  ("collections", "OrderedDict"): collections.OrderedDict,
+  ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
 }
 
 
 class _StateDictUnpickler(pickle.Unpickler):
-
   def __init__(self, file, archive: zipfile.ZipFile, root: str, byteorder: str, path):
     super().__init__(file)
     self._archive, self._root, self._byteorder, self._path = archive, root, byteorder, path
@@ -75,8 +76,9 @@ class _StateDictUnpickler(pickle.Unpickler):
     if module == "torch" and name in _STORAGE_DTYPES:
       return _StorageType(name)
     raise UnsafeCheckpointError(
-        f"{self._path}: refusing to load '{module}.{name}': a state-dict checkpoint "
-        "holds only tensors; save one with torch.save(model.state_dict(), path)")
+      f"{self._path}: refusing to load '{module}.{name}': a state-dict checkpoint "
+      "holds only tensors; save one with torch.save(model.state_dict(), path)"
+    )
 
   def persistent_load(self, pid):
     kind, storage_type, key, _location, numel = pid
@@ -100,9 +102,10 @@ def load(path) -> dict[str, np.ndarray]:
   path = str(path)
   if not zipfile.is_zipfile(path):
     raise ValueError(
-        f"{path}: not a PyTorch zip checkpoint (files from torch < 1.6 or saved with "
-        "_use_new_zipfile_serialization=False are not supported: re-save it with a "
-        "current torch.save)")
+      f"{path}: not a PyTorch zip checkpoint (files from torch < 1.6 or saved with "
+      "_use_new_zipfile_serialization=False are not supported: re-save it with a "
+      "current torch.save)"
+    )
   with zipfile.ZipFile(path) as archive:
     pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
     if len(pickles) != 1:

@@ -9,33 +9,35 @@ bicubic resize to 1231x1907, flips, normalisation, batching, with 2 grain
 workers. Generator: `synthetic.source.generate` in this process, at each of
 --synthetic_sizes.
 """
+
 import pathlib
 import tempfile
 import time
 
-from absl import app
-from absl import flags
+from absl import app, flags
 import numpy as np
 from PIL import Image
 
-from mobileiqa_jax.data import config
-from mobileiqa_jax.data import pipeline
+from mobileiqa_jax.data import config, pipeline
 from mobileiqa_jax.data.synthetic import scenes
 from mobileiqa_jax.data.synthetic import source as synthetic_source
 
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny sizes and counts; finishes in seconds.")
 _HEIGHT = flags.DEFINE_integer("height", 1231, "Pipeline output height.")
 _WIDTH = flags.DEFINE_integer("width", 1907, "Pipeline output width.")
-_SOURCE_SIZE = flags.DEFINE_list("source_size", ["2160", "3840"],
-                                 "Height,width of the JPEGs the pipeline decodes.")
+_SOURCE_SIZE = flags.DEFINE_list(
+  "source_size", ["2160", "3840"], "Height,width of the JPEGs the pipeline decodes."
+)
 _WORKERS = flags.DEFINE_integer("workers", 2, "grain worker processes.")
 _BATCH = flags.DEFINE_integer("batch", 4, "Batch size.")
 _NUM_FILES = flags.DEFINE_integer("num_files", 12, "Distinct JPEG files to cycle over.")
 _BATCHES = flags.DEFINE_integer("batches", 12, "Batches timed after warm-up.")
-_SYNTHETIC_SIZES = flags.DEFINE_list("synthetic_sizes", ["224", "512", "1231x1907"],
-                                     "Sizes (N or HxW) the generator is timed at.")
-_SYNTHETIC_SECONDS = flags.DEFINE_float("synthetic_seconds", 10.0,
-                                        "Seconds spent timing the generator per size.")
+_SYNTHETIC_SIZES = flags.DEFINE_list(
+  "synthetic_sizes", ["224", "512", "1231x1907"], "Sizes (N or HxW) the generator is timed at."
+)
+_SYNTHETIC_SECONDS = flags.DEFINE_float(
+  "synthetic_seconds", 10.0, "Seconds spent timing the generator per size."
+)
 
 
 def _write_jpegs(folder: pathlib.Path, count: int, height: int, width: int) -> pathlib.Path:
@@ -44,25 +46,25 @@ def _write_jpegs(folder: pathlib.Path, count: int, height: int, width: int) -> p
   for i in range(count):
     # Rendering at full 4K is slow; a quarter-size scene upscaled still
     # gives the decoder a realistic 4K JPEG to chew on.
-    small = scenes.render_scene(np.random.default_rng(i), max(16, height // 4),
-                                max(16, width // 4))
-    image = Image.fromarray((small * 255).astype(np.uint8)).resize((width, height),
-                                                                    Image.BICUBIC)
+    small = scenes.render_scene(np.random.default_rng(i), max(16, height // 4), max(16, width // 4))
+    image = Image.fromarray((small * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC)
     image.save(folder / f"{i}.jpg", "JPEG", quality=90)
     lines.append(f"{i}.jpg,{i / max(1, count - 1):.4f}")
   (folder / "set.csv").write_text("\n".join(lines) + "\n")
   return folder / "set.csv"
 
 
-def pipeline_images_per_second(csv_path: pathlib.Path, *, height: int, width: int,
-                               workers: int, batch: int, batches: int) -> float:
+def pipeline_images_per_second(
+  csv_path: pathlib.Path, *, height: int, width: int, workers: int, batch: int, batches: int
+) -> float:
   """Images/s of the training loader over a CSV dataset, after one warm-up batch."""
   cfg = config.get_config()
   cfg.name, cfg.csv, cfg.csv_mos_range, cfg.split = "csv", str(csv_path), (0.0, 1.0), "random"
   cfg.train_fraction = 0.99
   cfg.height, cfg.width, cfg.num_workers = height, width, workers
-  loader = pipeline.make_loader(cfg, "train", global_batch_size=batch, train=True, seed=0,
-                                process_index=0, process_count=1)
+  loader = pipeline.make_loader(
+    cfg, "train", global_batch_size=batch, train=True, seed=0, process_index=0, process_count=1
+  )
   iterator = iter(loader)
   for _ in range(max(1, workers)):
     next(iterator)  # worker start-up is not throughput
@@ -102,11 +104,18 @@ def main(argv):
     seconds = _SYNTHETIC_SECONDS.value
   with tempfile.TemporaryDirectory() as folder:
     csv_path = _write_jpegs(pathlib.Path(folder), num_files, source_h, source_w)
-    rate = pipeline_images_per_second(csv_path, height=height, width=width,
-                                      workers=_WORKERS.value, batch=_BATCH.value,
-                                      batches=batches)
-  print(f"pipeline: {rate:.2f} images/s  ({source_w}x{source_h} JPEG -> {width}x{height}, "
-        f"{_WORKERS.value} workers, batch {_BATCH.value})")
+    rate = pipeline_images_per_second(
+      csv_path,
+      height=height,
+      width=width,
+      workers=_WORKERS.value,
+      batch=_BATCH.value,
+      batches=batches,
+    )
+  print(
+    f"pipeline: {rate:.2f} images/s  ({source_w}x{source_h} JPEG -> {width}x{height}, "
+    f"{_WORKERS.value} workers, batch {_BATCH.value})"
+  )
   for h, w in sizes:
     rate = synthetic_images_per_second(h, w, seconds)
     print(f"synthetic generator: {rate:.2f} images/s at {w}x{h} (1 process)")

@@ -6,25 +6,20 @@
 Each builder's MANUAL_DOWNLOAD_INSTRUCTIONS says where to get the files and
 which folder layout it expects (`--dataset NAME --help_layout` prints them).
 """
+
 import pathlib
 
-from absl import app
-from absl import flags
+from absl import app, flags
 import tensorflow_datasets as tfds
 
-from mobileiqa_jax.data.builders import bid
-from mobileiqa_jax.data.builders import common
-from mobileiqa_jax.data.builders import koniq10k
-from mobileiqa_jax.data.builders import livec
-from mobileiqa_jax.data.builders import spaq
-from mobileiqa_jax.data.builders import uhd_iqa
+from mobileiqa_jax.data.builders import bid, common, koniq10k, livec, spaq, uhd_iqa
 
 BUILDERS: dict[str, type[common.IqaBuilder]] = {
-    "uhd_iqa": uhd_iqa.UhdIqa,
-    "koniq10k": koniq10k.Koniq10k,
-    "livec": livec.Livec,
-    "spaq": spaq.Spaq,
-    "bid": bid.Bid,
+  "uhd_iqa": uhd_iqa.UhdIqa,
+  "koniq10k": koniq10k.Koniq10k,
+  "livec": livec.Livec,
+  "spaq": spaq.Spaq,
+  "bid": bid.Bid,
 }
 
 
@@ -41,15 +36,17 @@ def load_builder(name: str, data_dir: str) -> common.IqaBuilder:
   builder = cls(data_dir=str(pathlib.Path(data_dir).expanduser()))
   if not builder.is_prepared():
     raise common.MissingDataError(
-        f"dataset {name!r} is not built: expected it under {builder.data_dir}. Build it with\n"
-        f"  python -m mobileiqa_jax.data.build --dataset {name} --manual_dir PATH "
-        f"--data_dir {data_dir}\nwhere PATH holds the files described here:\n"
-        f"{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      f"dataset {name!r} is not built: expected it under {builder.data_dir}. Build it with\n"
+      f"  python -m mobileiqa_jax.data.build --dataset {name} --manual_dir PATH "
+      f"--data_dir {data_dir}\nwhere PATH holds the files described here:\n"
+      f"{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    )
   return builder
 
 
-def build(name: str, manual_dir: str, data_dir: str, *,
-          skip_bad_images: bool = False) -> common.IqaBuilder:
+def build(
+  name: str, manual_dir: str, data_dir: str, *, skip_bad_images: bool = False
+) -> common.IqaBuilder:
   """Builds (or reuses) the ArrayRecord files of a public set.
 
   Args:
@@ -67,10 +64,12 @@ def build(name: str, manual_dir: str, data_dir: str, *,
   manual = pathlib.Path(manual_dir).expanduser()
   # TFDS would fail on a missing folder with a generic assertion; say what
   # was expected and how to get it.
-  common.require(manual, f"the manually downloaded {name} files",
-                 cls.MANUAL_DOWNLOAD_INSTRUCTIONS)
-  builder = cls(data_dir=str(pathlib.Path(data_dir).expanduser()),
-                skip_bad_images=skip_bad_images, file_format="array_record")
+  common.require(manual, f"the manually downloaded {name} files", cls.MANUAL_DOWNLOAD_INSTRUCTIONS)
+  builder = cls(
+    data_dir=str(pathlib.Path(data_dir).expanduser()),
+    skip_bad_images=skip_bad_images,
+    file_format="array_record",
+  )
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
   return builder
 
@@ -83,8 +82,9 @@ def main(argv):
     return
   if not flags_.manual_dir:
     raise app.UsageError("--manual_dir is required")
-  builder = build(flags_.dataset, flags_.manual_dir, flags_.data_dir,
-                  skip_bad_images=flags_.skip_bad_images)
+  builder = build(
+    flags_.dataset, flags_.manual_dir, flags_.data_dir, skip_bad_images=flags_.skip_bad_images
+  )
   for split, info in builder.info.splits.items():
     print(f"{flags_.dataset} {split}: {info.num_examples} examples")
   skipped = builder.info.metadata.get("skipped_images", {})

@@ -2,6 +2,7 @@
 
 The training config embeds this as `config.data` and may override any field.
 """
+
 import ml_collections
 
 # Which datasets exist; `pipeline.make_source` dispatches on these names.

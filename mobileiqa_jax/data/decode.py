@@ -4,11 +4,11 @@ Photos arrive as JPEG/PNG/BMP/TIFF in many modes: grayscale, palette, RGBA,
 CMYK, 16-bit, with EXIF orientation. Everything becomes (H, W, 3) uint8 RGB,
 upright as a viewer shows it.
 """
+
 import io
 
 import numpy as np
-from PIL import Image
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
 
 class BadImageError(ValueError):

@@ -1,4 +1,5 @@
 """Checking MOS values against their stated range and scaling them to 0..1."""
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -8,8 +9,9 @@ class LabelRangeError(ValueError):
   """A MOS value outside the range its dataset states."""
 
 
-def check_range(values: Sequence[float], low: float, high: float,
-                rows: Sequence[str]) -> np.ndarray:
+def check_range(
+  values: Sequence[float], low: float, high: float, rows: Sequence[str]
+) -> np.ndarray:
   """Returns `values` as float64, failing on the first one outside [low, high].
 
   Args:

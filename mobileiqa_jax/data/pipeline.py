@@ -14,6 +14,7 @@ exactly the batches the saved one would have produced next (grain checks the
 sampler, the source and the worker count and refuses a mismatched state).
 Each process saves and restores its own state.
 """
+
 import math
 import sys
 
@@ -22,10 +23,7 @@ import grain
 import jax
 import ml_collections
 
-from mobileiqa_jax.data import config
-from mobileiqa_jax.data import preprocess
-from mobileiqa_jax.data import sources
-from mobileiqa_jax.data import splits
+from mobileiqa_jax.data import config, preprocess, sources, splits
 from mobileiqa_jax.data.synthetic import source as synthetic_source
 
 # Storage order of the public sets' TFDS splits; the random split permutes
@@ -41,8 +39,10 @@ def _public_source(data_cfg: ml_collections.ConfigDict, split: str):
   stored = [s for s in _STORED_SPLITS if s in builder.info.splits]
   if data_cfg.split == "official":
     if not builder.HAS_OFFICIAL_SPLIT:
-      raise ValueError(f"dataset {data_cfg.name!r} has no official split; "
-                       "use data.split='random' (the paper's seeded 80/20)")
+      raise ValueError(
+        f"dataset {data_cfg.name!r} has no official split; "
+        "use data.split='random' (the paper's seeded 80/20)"
+      )
     return sources.IndexedSource([builder.as_data_source(split)])
   if data_cfg.split != "random":
     raise ValueError(f"data.split must be 'official' or 'random', got {data_cfg.split!r}")
@@ -69,17 +69,29 @@ class GlobalBatchSampler:
   are kept.
   """
 
-  def __init__(self, num_records: int, global_batch_size: int, process_index: int,
-               process_count: int, *, seed: int, num_epochs: int | None, num_workers: int = 0):
+  def __init__(
+    self,
+    num_records: int,
+    global_batch_size: int,
+    process_index: int,
+    process_count: int,
+    *,
+    seed: int,
+    num_epochs: int | None,
+    num_workers: int = 0,
+  ):
     self._global = global_batch_size
     self._local = global_batch_size // process_count
     self._process_index = process_index
     self._workers = max(1, num_workers)
     self._order = grain.samplers.IndexSampler(
-        num_records, shuffle=True, num_epochs=num_epochs, seed=seed)
-    self._repr = (f"GlobalBatchSampler({num_records}, {global_batch_size}, {process_index}, "
-                  f"{process_count}, seed={seed}, num_epochs={num_epochs}, "
-                  f"num_workers={num_workers})")
+      num_records, shuffle=True, num_epochs=num_epochs, seed=seed
+    )
+    self._repr = (
+      f"GlobalBatchSampler({num_records}, {global_batch_size}, {process_index}, "
+      f"{process_count}, seed={seed}, num_epochs={num_epochs}, "
+      f"num_workers={num_workers})"
+    )
     if num_epochs is None:
       self._length = sys.maxsize
     else:
@@ -128,24 +140,43 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str):
   if name == "synthetic":
     synthetic = data_cfg.synthetic
     return synthetic_source.SyntheticSource(
-        seed=synthetic.seed, split=split,
-        num_examples={"train": synthetic.num_train, "validation": synthetic.num_validation,
-                      "test": synthetic.num_test}[split],
-        height=synthetic.height, width=synthetic.width,
-        clean_fraction=synthetic.clean_fraction, max_distortions=synthetic.max_distortions)
+      seed=synthetic.seed,
+      split=split,
+      num_examples={
+        "train": synthetic.num_train,
+        "validation": synthetic.num_validation,
+        "test": synthetic.num_test,
+      }[split],
+      height=synthetic.height,
+      width=synthetic.width,
+      clean_fraction=synthetic.clean_fraction,
+      max_distortions=synthetic.max_distortions,
+    )
   if name == "csv":
     return sources.CsvSource(
-        data_cfg.csv, split, image_root=data_cfg.image_root,
-        mos_range=tuple(data_cfg.csv_mos_range), split_mode=data_cfg.split,
-        split_seed=data_cfg.split_seed, train_fraction=data_cfg.train_fraction,
-        skip_bad_images=data_cfg.skip_bad_images)
+      data_cfg.csv,
+      split,
+      image_root=data_cfg.image_root,
+      mos_range=tuple(data_cfg.csv_mos_range),
+      split_mode=data_cfg.split,
+      split_seed=data_cfg.split_seed,
+      train_fraction=data_cfg.train_fraction,
+      skip_bad_images=data_cfg.skip_bad_images,
+    )
   return _public_source(data_cfg, split)
 
 
-def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch_size: int,
-                train: bool, seed: int, num_epochs: int | None = None,
-                process_index: int | None = None,
-                process_count: int | None = None) -> grain.DataLoader:
+def make_loader(
+  data_cfg: ml_collections.ConfigDict,
+  split: str,
+  *,
+  global_batch_size: int,
+  train: bool,
+  seed: int,
+  num_epochs: int | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> grain.DataLoader:
   """A grain DataLoader over this process's shard of a split.
 
   Each process reads only its own part of each batch and yields
@@ -186,24 +217,35 @@ def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   if global_batch_size % process_count:
-    raise ValueError(f"global batch {global_batch_size} does not split over "
-                     f"{process_count} processes")
+    raise ValueError(
+      f"global batch {global_batch_size} does not split over {process_count} processes"
+    )
   local_batch_size = global_batch_size // process_count
   source = make_source(data_cfg, split)
 
   operations = [preprocess.DecodeAndResize(data_cfg.height, data_cfg.width)]
   if train:
     operations.append(preprocess.RandomFlips())
-  operations += [preprocess.Normalize(),
-                 grain.transforms.Batch(local_batch_size, drop_remainder=train)]
+  operations += [
+    preprocess.Normalize(),
+    grain.transforms.Batch(local_batch_size, drop_remainder=train),
+  ]
 
   if train:
     if len(source) < global_batch_size:
-      raise ValueError(f"split {split!r} has {len(source)} examples, fewer than one global "
-                       f"batch of {global_batch_size}")
-    sampler = GlobalBatchSampler(len(source), global_batch_size, process_index, process_count,
-                                 seed=seed, num_epochs=num_epochs,
-                                 num_workers=data_cfg.num_workers)
+      raise ValueError(
+        f"split {split!r} has {len(source)} examples, fewer than one global "
+        f"batch of {global_batch_size}"
+      )
+    sampler = GlobalBatchSampler(
+      len(source),
+      global_batch_size,
+      process_index,
+      process_count,
+      seed=seed,
+      num_epochs=num_epochs,
+      num_workers=data_cfg.num_workers,
+    )
     # The sampler already gives this process its slice of every global batch.
     shard_options = grain.sharding.NoSharding()
   else:
@@ -213,16 +255,20 @@ def make_loader(data_cfg: ml_collections.ConfigDict, split: str, *, global_batch
     chunk = global_batch_size * max(1, data_cfg.num_workers)
     padded_length = math.ceil(len(source) / chunk) * chunk
     source = sources.PaddedSource(source, padded_length)
-    shard_options = grain.sharding.ShardOptions(process_index, process_count,
-                                                drop_remainder=False)
+    shard_options = grain.sharding.ShardOptions(process_index, process_count, drop_remainder=False)
     sampler = grain.samplers.IndexSampler(
-        len(source), shard_options=shard_options, shuffle=False, num_epochs=1, seed=seed)
+      len(source), shard_options=shard_options, shuffle=False, num_epochs=1, seed=seed
+    )
   if data_cfg.num_workers and not flags.FLAGS.is_parsed():
     # grain's worker pool reads its absl flags; outside absl.app.run (tests,
     # notebooks) they are unparsed and reading them raises. Their defaults
     # are what we want.
     flags.FLAGS.mark_as_parsed()
   return grain.DataLoader(
-      data_source=source, sampler=sampler, operations=operations,
-      worker_count=data_cfg.num_workers, worker_buffer_size=data_cfg.worker_buffer_size,
-      shard_options=shard_options)
+    data_source=source,
+    sampler=sampler,
+    operations=operations,
+    worker_count=data_cfg.num_workers,
+    worker_buffer_size=data_cfg.worker_buffer_size,
+    shard_options=shard_options,
+  )

@@ -7,6 +7,7 @@ A raw record (what `pipeline.make_source` yields) is a dict with
   and optional metadata (name, mos) the transforms drop, because grain batches
   every leaf and strings do not batch into arrays.
 """
+
 import dataclasses
 
 import grain
@@ -33,6 +34,7 @@ def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class DecodeAndResize(grain.transforms.Map):
   """Raw record -> {'image': (height, width, 3) uint8, 'label', 'valid'}."""
+
   height: int
   width: int
 
@@ -50,9 +52,9 @@ class DecodeAndResize(grain.transforms.Map):
         image = decode.decode_rgb(image, name)
       image = resize_bicubic(image, self.height, self.width)
     return {
-        "image": image,
-        "label": np.float32(record["label"]),
-        "valid": np.bool_(valid),
+      "image": image,
+      "label": np.float32(record["label"]),
+      "valid": np.bool_(valid),
     }
 
 

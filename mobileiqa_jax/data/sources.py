@@ -5,17 +5,16 @@ All of them yield raw records in the form `preprocess` expects: a dict with
 `name` (str). Their reprs are stable and describe the data, because grain
 checks them when an iterator state is restored.
 """
+
+from collections.abc import Sequence
 import csv
 import hashlib
 import logging
 import pathlib
-from collections.abc import Sequence
 
 import numpy as np
 
-from mobileiqa_jax.data import decode
-from mobileiqa_jax.data import labels
-from mobileiqa_jax.data import splits
+from mobileiqa_jax.data import decode, labels, splits
 
 
 def _digest(indices: np.ndarray) -> str:
@@ -54,8 +53,7 @@ class IndexedSource:
     return record
 
   def __repr__(self) -> str:
-    return (f"IndexedSource(parts={self._parts!r}, n={len(self)}, "
-            f"indices={_digest(self._indices)})")
+    return f"IndexedSource(parts={self._parts!r}, n={len(self)}, indices={_digest(self._indices)})"
 
 
 class PaddedSource:
@@ -77,20 +75,31 @@ class PaddedSource:
   def __getitem__(self, index: int) -> dict:
     if index < len(self._source):
       return {**self._source[index], "valid": True}
-    return {"image": None, "label": np.float32(0.0), "mos": np.float32(0.0),
-            "name": "", "valid": False}
+    return {
+      "image": None,
+      "label": np.float32(0.0),
+      "mos": np.float32(0.0),
+      "name": "",
+      "valid": False,
+    }
 
   def __repr__(self) -> str:
     return f"PaddedSource({self._source!r}, length={self._length})"
 
 
-_CSV_SPLITS = {"train": splits.TRAIN, "training": splits.TRAIN,
-               "validation": splits.VALIDATION, "val": splits.VALIDATION,
-               "valid": splits.VALIDATION, "test": splits.TEST, "testing": splits.TEST}
+_CSV_SPLITS = {
+  "train": splits.TRAIN,
+  "training": splits.TRAIN,
+  "validation": splits.VALIDATION,
+  "val": splits.VALIDATION,
+  "valid": splits.VALIDATION,
+  "test": splits.TEST,
+  "testing": splits.TEST,
+}
 
 
 class CsvSource:
-  """"Your own data": images listed in a CSV with their MOS.
+  """ "Your own data": images listed in a CSV with their MOS.
 
   The CSV has a header with columns `path` and `mos`, and optionally `split`
   (train/validation/test). Relative paths are resolved against `image_root`
@@ -111,16 +120,25 @@ class CsvSource:
       once now, which takes a while for big sets) instead of failing.
   """
 
-  def __init__(self, csv_path: str, split: str, *, image_root: str = "",
-               mos_range: Sequence[float] = (), split_mode: str = "random",
-               split_seed: int = 0, train_fraction: float = 0.8,
-               skip_bad_images: bool = False):
+  def __init__(
+    self,
+    csv_path: str,
+    split: str,
+    *,
+    image_root: str = "",
+    mos_range: Sequence[float] = (),
+    split_mode: str = "random",
+    split_seed: int = 0,
+    train_fraction: float = 0.8,
+    skip_bad_images: bool = False,
+  ):
     path = pathlib.Path(csv_path).expanduser()
     if not csv_path or not path.is_file():
       raise FileNotFoundError(
-          f"expected the dataset CSV at {str(path)!r} (data.csv), which does not exist. "
-          "Write a CSV with a header `path,mos[,split]`, one image per row, and set "
-          "data.csv to it (data.image_root to the image folder if paths are relative).")
+        f"expected the dataset CSV at {str(path)!r} (data.csv), which does not exist. "
+        "Write a CSV with a header `path,mos[,split]`, one image per row, and set "
+        "data.csv to it (data.image_root to the image folder if paths are relative)."
+      )
     root = pathlib.Path(image_root).expanduser() if image_root else path.parent
     with open(path, newline="", encoding="utf-8-sig") as file:
       reader = csv.DictReader(file)
@@ -143,8 +161,9 @@ class CsvSource:
         mos = labels.check_range(values, low, high, wheres)
       except labels.LabelRangeError as error:
         raise labels.LabelRangeError(
-            f"{error}; set data.csv_mos_range to your scale's (low, high), or to () "
-            "to min-max scale over the CSV") from None
+          f"{error}; set data.csv_mos_range to your scale's (low, high), or to () "
+          "to min-max scale over the CSV"
+        ) from None
       scaled = labels.range_scale(mos, low, high)
     else:
       mos = labels.check_range(values, -np.inf, np.inf, wheres)
@@ -152,14 +171,16 @@ class CsvSource:
 
     if split_mode == "official":
       if "split" not in columns:
-        raise ValueError(f"{path}: split='official' needs a 'split' column; "
-                         "add one or use split='random'")
+        raise ValueError(
+          f"{path}: split='official' needs a 'split' column; add one or use split='random'"
+        )
       chosen = []
       for i, ((_, row), where) in enumerate(zip(rows, wheres)):
         value = _CSV_SPLITS.get(row["split"].strip().lower())
         if value is None:
-          raise ValueError(f"{where}: unknown split {row['split']!r}; "
-                           f"expected one of {sorted(_CSV_SPLITS)}")
+          raise ValueError(
+            f"{where}: unknown split {row['split']!r}; expected one of {sorted(_CSV_SPLITS)}"
+          )
         if value == split:
           chosen.append(i)
       chosen = np.asarray(chosen, np.int64)
@@ -190,8 +211,9 @@ class CsvSource:
       self._mos.append(float(mos[i]))
       self._labels.append(float(scaled[i]))
     if self.skipped:
-      logging.warning("%s: skipped %d unreadable image(s) of split %s",
-                      path, len(self.skipped), split)
+      logging.warning(
+        "%s: skipped %d unreadable image(s) of split %s", path, len(self.skipped), split
+      )
     if not self._paths:
       raise ValueError(f"{path}: split {split!r} has no images")
 
@@ -202,9 +224,15 @@ class CsvSource:
     path = self._paths[index]
     with open(path, "rb") as file:
       data = file.read()
-    return {"image": data, "label": np.float32(self._labels[index]),
-            "mos": np.float32(self._mos[index]), "name": path}
+    return {
+      "image": data,
+      "label": np.float32(self._labels[index]),
+      "mos": np.float32(self._mos[index]),
+      "name": path,
+    }
 
   def __repr__(self) -> str:
-    return (f"CsvSource(csv={self._csv!r}, split={self._split!r}, n={len(self)}, "
-            f"paths={hashlib.sha1(chr(0).join(self._paths).encode()).hexdigest()[:12]})")
+    return (
+      f"CsvSource(csv={self._csv!r}, split={self._split!r}, n={len(self)}, "
+      f"paths={hashlib.sha1(chr(0).join(self._paths).encode()).hexdigest()[:12]})"
+    )

@@ -1,4 +1,5 @@
 """The seeded random train/held-out split the paper uses."""
+
 import numpy as np
 
 TRAIN = "train"

@@ -11,6 +11,7 @@ compared with JAX; only if it passes are both files moved into place, so a
 refused or failed export leaves nothing behind. Command line:
 `python -m mobileiqa_jax.export --help`.
 """
+
 import hashlib
 import importlib.metadata
 import json
@@ -22,12 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax.export import tflite
-from mobileiqa_jax.export import verify
-from mobileiqa_jax.export.tflite import IMAGENET_MEAN
-from mobileiqa_jax.export.tflite import IMAGENET_STD
-from mobileiqa_jax.export.tflite import INPUT_KINDS
-from mobileiqa_jax.export.tflite import QUANTIZATIONS
+from mobileiqa_jax.export import tflite, verify
+from mobileiqa_jax.export.tflite import IMAGENET_MEAN, IMAGENET_STD, INPUT_KINDS, QUANTIZATIONS
 
 DEFAULT_FLOAT32_TOLERANCE = 1e-4
 DEFAULT_MIN_SRCC = 0.99
@@ -50,13 +47,30 @@ def _package_version() -> str:
 
 
 def _describe_input(height: int, width: int, input_kind: str) -> dict:
-  common = dict(name="image", shape=[1, height, width, 3], layout="NHWC", color="RGB",
-                mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+  common = dict(
+    name="image",
+    shape=[1, height, width, 3],
+    layout="NHWC",
+    color="RGB",
+    mean=list(IMAGENET_MEAN),
+    std=list(IMAGENET_STD),
+  )
   if input_kind == "uint8":
-    return dict(common, kind="uint8", dtype="uint8", range=[0, 255], normalisation_in_graph=True,
-                note="raw RGB pixels; the graph computes (x / 255 - mean) / std")
-  return dict(common, kind="float32", dtype="float32", normalisation_in_graph=False,
-              note="pass (x / 255 - mean) / std of RGB pixels x in 0..255")
+    return dict(
+      common,
+      kind="uint8",
+      dtype="uint8",
+      range=[0, 255],
+      normalisation_in_graph=True,
+      note="raw RGB pixels; the graph computes (x / 255 - mean) / std",
+    )
+  return dict(
+    common,
+    kind="float32",
+    dtype="float32",
+    normalisation_in_graph=False,
+    note="pass (x / 255 - mean) / std of RGB pixels x in 0..255",
+  )
 
 
 def _write_temp(directory: pathlib.Path, name: str, data: bytes) -> pathlib.Path:
@@ -67,12 +81,24 @@ def _write_temp(directory: pathlib.Path, name: str, data: bytes) -> pathlib.Path
   return pathlib.Path(path)
 
 
-def export_tflite(module, variables, out_path, height: int, width: int,
-                  quantization: str = "float32", input_kind: str = "float32", *,
-                  model_name: str | None = None, samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                  float32_tolerance: float = DEFAULT_FLOAT32_TOLERANCE,
-                  min_srcc: float = DEFAULT_MIN_SRCC, num_threads: int | None = None,
-                  images: np.ndarray | None = None, metadata: dict | None = None) -> dict:
+def export_tflite(
+  module,
+  variables,
+  out_path,
+  height: int,
+  width: int,
+  quantization: str = "float32",
+  input_kind: str = "float32",
+  *,
+  model_name: str | None = None,
+  samples: int = DEFAULT_SAMPLES,
+  seed: int = 0,
+  float32_tolerance: float = DEFAULT_FLOAT32_TOLERANCE,
+  min_srcc: float = DEFAULT_MIN_SRCC,
+  num_threads: int | None = None,
+  images: np.ndarray | None = None,
+  metadata: dict | None = None,
+) -> dict:
   """Exports `module` with `variables` to a verified batch-1 TFLite file.
 
   Args:
@@ -113,16 +139,20 @@ def export_tflite(module, variables, out_path, height: int, width: int,
   if images is not None:
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.shape[1:] != (height, width, 3):
-      raise ValueError(f"verification images must be uint8 (N, {height}, {width}, 3), got "
-                       f"{images.dtype}{list(images.shape)}")
+      raise ValueError(
+        f"verification images must be uint8 (N, {height}, {width}, 3), got "
+        f"{images.dtype}{list(images.shape)}"
+      )
     samples = len(images)
   if samples < (1 if quantization == "float32" else 3):
     raise ValueError(f"{quantization} export needs more sample images than {samples}")
   out_path = pathlib.Path(out_path)
   if not out_path.parent.is_dir():
     # Checked before the conversion, which takes minutes at full size.
-    raise FileNotFoundError(f"cannot write {out_path}: {out_path.parent} is not a directory; "
-                            "create it or choose another output path")
+    raise FileNotFoundError(
+      f"cannot write {out_path}: {out_path.parent} is not a directory; "
+      "create it or choose another output path"
+    )
   json_path = out_path.with_suffix(".json")
   module = module.clone(dtype=jnp.float32)
   # The graph is written in the forms LiteRT runs fast (native depthwise
@@ -130,7 +160,8 @@ def export_tflite(module, variables, out_path, height: int, width: int,
   # XLA's forms, which XLA:CPU runs several times faster, so the check also
   # covers the switch between the two.
   exported_fn = tflite.scoring_function(
-      module.clone(kernels=tflite.graph_kernels(quantization)), input_kind)
+    module.clone(kernels=tflite.graph_kernels(quantization)), input_kind
+  )
   reference_fn = tflite.scoring_function(module.clone(kernels="xla"), input_kind)
 
   flatbuffer = tflite.convert(exported_fn, variables, height, width, input_kind, quantization)
@@ -145,29 +176,47 @@ def export_tflite(module, variables, out_path, height: int, width: int,
     # The check runs the bytes on disk, so what is verified is what is shipped.
     temps.append(_write_temp(out_path.parent, out_path.name, flatbuffer))
     exported = verify.tflite_scores(temps[0], inputs, num_threads)
-    comparison = verify.compare(reference, exported, quantization,
-                                float32_tolerance=float32_tolerance, min_srcc=min_srcc)
+    comparison = verify.compare(
+      reference, exported, quantization, float32_tolerance=float32_tolerance, min_srcc=min_srcc
+    )
     if not comparison.passed:
       raise VerificationError(
-          f"refused to write {out_path}: {quantization} export fails {comparison.criterion} "
-          f"(max|diff| {comparison.max_abs_diff:.3g}, SRCC {comparison.srcc}, "
-          f"{comparison.samples} samples)", comparison)
+        f"refused to write {out_path}: {quantization} export fails {comparison.criterion} "
+        f"(max|diff| {comparison.max_abs_diff:.3g}, SRCC {comparison.srcc}, "
+        f"{comparison.samples} samples)",
+        comparison,
+      )
     report = dict(
-        model=model_name,
-        package_version=_package_version(),
-        quantization=quantization,
-        input=_describe_input(height, width, input_kind),
-        output=dict(name="score", shape=[1], dtype="float32",
-                    note="predicted quality; the student's sigmoid gives 0..1"),
-        verification=dict(comparison.to_dict(), images=sample_source, float32_tolerance=float32_tolerance,
-                          min_srcc=min_srcc, reference="JAX float32, jitted"),
-        file=dict(name=out_path.name, bytes=len(flatbuffer),
-                  sha256=hashlib.sha256(flatbuffer).hexdigest()),
-        converter=dict(route="jax2tf (native serialization) -> TFLiteConverter.from_concrete_functions",
-                       jax=jax.__version__, tensorflow=_tensorflow_version()),
-        **(metadata or {}))
-    temps.append(_write_temp(out_path.parent, json_path.name,
-                             (json.dumps(report, indent=2) + "\n").encode()))
+      model=model_name,
+      package_version=_package_version(),
+      quantization=quantization,
+      input=_describe_input(height, width, input_kind),
+      output=dict(
+        name="score",
+        shape=[1],
+        dtype="float32",
+        note="predicted quality; the student's sigmoid gives 0..1",
+      ),
+      verification=dict(
+        comparison.to_dict(),
+        images=sample_source,
+        float32_tolerance=float32_tolerance,
+        min_srcc=min_srcc,
+        reference="JAX float32, jitted",
+      ),
+      file=dict(
+        name=out_path.name, bytes=len(flatbuffer), sha256=hashlib.sha256(flatbuffer).hexdigest()
+      ),
+      converter=dict(
+        route="jax2tf (native serialization) -> TFLiteConverter.from_concrete_functions",
+        jax=jax.__version__,
+        tensorflow=_tensorflow_version(),
+      ),
+      **(metadata or {}),
+    )
+    temps.append(
+      _write_temp(out_path.parent, json_path.name, (json.dumps(report, indent=2) + "\n").encode())
+    )
     os.replace(temps[0], out_path)
     try:
       os.replace(temps[1], json_path)
@@ -182,4 +231,5 @@ def export_tflite(module, variables, out_path, height: int, width: int,
 
 def _tensorflow_version() -> str:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   return tf.__version__

@@ -6,6 +6,7 @@
 Prints the median latency per thread count. The input is random data of the
 model's input shape and type: latency does not depend on pixel values.
 """
+
 import argparse
 import pathlib
 import statistics
@@ -48,8 +49,13 @@ def time_invokes(interpreter, runs: int, warmup: int, before_timing=None) -> dic
     start = time.perf_counter()
     interpreter.invoke()
     times.append(time.perf_counter() - start)
-  return dict(median_s=statistics.median(times), min_s=min(times), max_s=max(times),
-              times_s=times, before_timing=hook)
+  return dict(
+    median_s=statistics.median(times),
+    min_s=min(times),
+    max_s=max(times),
+    times_s=times,
+    before_timing=hook,
+  )
 
 
 def tflite_latency(model_path, *, num_threads: int, runs: int = 5, warmup: int = 1) -> dict:
@@ -61,12 +67,18 @@ def tflite_latency(model_path, *, num_threads: int, runs: int = 5, warmup: int =
   """
   interpreter = verify.make_interpreter(model_path, num_threads)
   timing = time_invokes(interpreter, runs, warmup)
-  return dict(threads=num_threads, runs=runs, median_s=timing["median_s"],
-              min_s=timing["min_s"], max_s=timing["max_s"])
+  return dict(
+    threads=num_threads,
+    runs=runs,
+    median_s=timing["median_s"],
+    min_s=timing["min_s"],
+    max_s=timing["max_s"],
+  )
 
 
-def convert_synthetic(model_name: str, height: int, width: int, quantization: str,
-                      out_path) -> float:
+def convert_synthetic(
+  model_name: str, height: int, width: int, quantization: str, out_path
+) -> float:
   """Converts a preset with synthetic weights (as `mobileiqa_jax.benchmark`
   times JAX) to `out_path`, unverified, for timing; returns its GFLOP.
 
@@ -74,23 +86,30 @@ def convert_synthetic(model_name: str, height: int, width: int, quantization: st
   """
   # Heavy and optional: only a conversion needs them.
   import jax  # pylint: disable=g-import-not-at-top
-  from mobileiqa_jax import benchmark  # pylint: disable=g-import-not-at-top
-  from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
+
+  from mobileiqa_jax import (
+    benchmark,  # pylint: disable=g-import-not-at-top
+    models,  # pylint: disable=g-import-not-at-top
+  )
   from mobileiqa_jax.export import tflite  # pylint: disable=g-import-not-at-top
+
   module = models.create(model_name, kernels=tflite.graph_kernels(quantization))
   variables = models.random_variables(module, height, width)
   fn = tflite.scoring_function(module, "float32")
   images = jax.ShapeDtypeStruct((1, height, width, 3), np.float32)
   flops = benchmark.count_flops(jax.make_jaxpr(fn)(variables, images))
   pathlib.Path(out_path).write_bytes(
-      tflite.convert(fn, variables, height, width, "float32", quantization))
+    tflite.convert(fn, variables, height, width, "float32", quantization)
+  )
   return flops / 1e9
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mobileiqa_jax.export.benchmark",
-                                   description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m mobileiqa_jax.export.benchmark",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("--tflite", required=True, help="the exported model")
   parser.add_argument("--runs", type=int, default=5, help="timed runs per thread count")
   parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
@@ -103,8 +122,10 @@ def main(argv=None) -> int:
   print(f"{path} ({path.stat().st_size / 2**20:.1f} MiB)")
   for threads in (int(t) for t in args.threads.split(",")):
     result = tflite_latency(path, num_threads=threads, runs=args.runs, warmup=args.warmup)
-    print(f"  {threads} thread(s): median {result['median_s'] * 1e3:.1f} ms "
-          f"(min {result['min_s'] * 1e3:.1f}, max {result['max_s'] * 1e3:.1f}, {args.runs} runs)")
+    print(
+      f"  {threads} thread(s): median {result['median_s'] * 1e3:.1f} ms "
+      f"(min {result['min_s'] * 1e3:.1f}, max {result['max_s'] * 1e3:.1f}, {args.runs} runs)"
+    )
   return 0
 
 

@@ -3,16 +3,15 @@
 Reads `config.export` (checkpoint, out, quantization, input kind) and the
 trained input size from `config.data`.
 """
+
 import logging
 
-import jax
 from etils import epath
+import jax
 import numpy as np
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import export
-from mobileiqa_jax.data import pipeline
-from mobileiqa_jax.data import preprocess
+from mobileiqa_jax import checkpoints, export
+from mobileiqa_jax.data import pipeline, preprocess
 
 
 def split_images(data_cfg, split: str, height: int, width: int, limit: int = 0) -> np.ndarray:
@@ -27,24 +26,40 @@ def split_images(data_cfg, split: str, height: int, width: int, limit: int = 0) 
 def export_from_config(config, workdir: str) -> dict:
   """Exports `config.export.checkpoint` (default: the workdir's best) to TFLite."""
   source = config.export.checkpoint or workdir
-  out = config.export.out or str(epath.Path(workdir) / f"student_{config.export.quantization}.tflite")
+  out = config.export.out or str(
+    epath.Path(workdir) / f"student_{config.export.quantization}.tflite"
+  )
   module, variables, metadata = checkpoints.load_model(source)
   epath.Path(out).parent.mkdir(parents=True, exist_ok=True)
   height, width = config.data.height, config.data.width
   images, checked_on = None, "synthetic sample images"
   if config.export.verify_split:
-    images = split_images(config.data, config.export.verify_split, height, width,
-                          config.export.verify_limit)
+    images = split_images(
+      config.data, config.export.verify_split, height, width, config.export.verify_limit
+    )
     checked_on = f"{config.data.name} {config.export.verify_split} split, {len(images)} images"
   report = export.export_tflite(
-      module, variables, out, height, width,
-      config.export.quantization, config.export.input_kind, model_name=metadata["model"],
-      min_srcc=config.export.min_srcc, images=images,
-      metadata=dict(checkpoint=str(source), overrides=metadata.get("overrides", {}),
-                    verified_on=checked_on))
+    module,
+    variables,
+    out,
+    height,
+    width,
+    config.export.quantization,
+    config.export.input_kind,
+    model_name=metadata["model"],
+    min_srcc=config.export.min_srcc,
+    images=images,
+    metadata=dict(
+      checkpoint=str(source), overrides=metadata.get("overrides", {}), verified_on=checked_on
+    ),
+  )
   if jax.process_index() == 0:
     check = report["verification"]
     logging.getLogger("mobileiqa_jax").info(
-        "exported %s (%.1f MiB): max|diff| vs JAX %.2e, SRCC %s", out,
-        report["file"]["bytes"] / 2**20, check["max_abs_diff"], check["srcc"])
+      "exported %s (%.1f MiB): max|diff| vs JAX %.2e, SRCC %s",
+      out,
+      report["file"]["bytes"] / 2**20,
+      check["max_abs_diff"],
+      check["srcc"],
+    )
   return report

@@ -6,8 +6,9 @@ converter cannot fuse softmax and hard-swish into their TFLite kernels and
 falls back to primitive ops. Only TFLite builtin ops are allowed, so the
 file runs on any LiteRT runtime without the Flex (TensorFlow) delegate.
 """
+
+from collections.abc import Callable
 import contextlib
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -63,8 +64,9 @@ def input_dtype(input_kind: str) -> np.dtype:
   return np.dtype(np.uint8 if input_kind == "uint8" else np.float32)
 
 
-def convert(fn: Callable, variables, height: int, width: int, input_kind: str,
-            quantization: str) -> bytes:
+def convert(
+  fn: Callable, variables, height: int, width: int, input_kind: str, quantization: str
+) -> bytes:
   """TFLite flatbuffer of `fn(variables, images)` for one (1, height, width, 3) input.
 
   Args:
@@ -81,8 +83,8 @@ def convert(fn: Callable, variables, height: int, width: int, input_kind: str,
   if quantization not in QUANTIZATIONS:
     raise ValueError(f"unknown quantization '{quantization}'; choose one of {QUANTIZATIONS}")
   # TensorFlow is an optional dependency (the `export` extra) and slow to import.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   # Lower for CPU whatever accelerator this runs on: the TFLite converter reads
   # the serialized StableHLO and a TPU/GPU lowering would not convert.
@@ -121,6 +123,7 @@ def _stablehlo_readable_by_tensorflow():
   the duration of the trace (jax is pinned, see pyproject.toml).
   """
   from jax._src.export import _export  # pylint: disable=g-import-not-at-top
+
   hlo = _export.hlo  # the StableHLO dialect module whose function jax asks
   original = hlo.get_version_from_compatibility_requirement
   week_12 = hlo.StablehloCompatibilityRequirement.WEEK_12

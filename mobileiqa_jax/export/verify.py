@@ -1,4 +1,5 @@
 """Checks an exported TFLite file against JAX on deterministic sample images."""
+
 import dataclasses
 
 import jax
@@ -46,18 +47,23 @@ def make_interpreter(model_path: str, num_threads: int | None = None):
   """A LiteRT interpreter with its tensors allocated."""
   # LiteRT is part of the optional `export` extra.
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+
   interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
   interpreter.allocate_tensors()
   return interpreter
 
 
-def tflite_scores(model_path: str, inputs: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+def tflite_scores(
+  model_path: str, inputs: np.ndarray, num_threads: int | None = None
+) -> np.ndarray:
   """Scores of the TFLite file at `model_path` for each of `inputs` (N, H, W, 3)."""
   interpreter = make_interpreter(model_path, num_threads)
   (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
   if tuple(source["shape"]) != (1,) + inputs.shape[1:] or source["dtype"] != inputs.dtype:
-    raise ValueError(f"model takes {source['dtype'].__name__}{list(source['shape'])}, "
-                     f"got {inputs.dtype}{list(inputs.shape)}")
+    raise ValueError(
+      f"model takes {source['dtype'].__name__}{list(source['shape'])}, "
+      f"got {inputs.dtype}{list(inputs.shape)}"
+    )
   scores = []
   for x in inputs:
     interpreter.set_tensor(source["index"], x[None])
@@ -69,6 +75,7 @@ def tflite_scores(model_path: str, inputs: np.ndarray, num_threads: int | None =
 @dataclasses.dataclass(frozen=True)
 class Comparison:
   """TFLite against JAX over the sample set, and whether it passed."""
+
   samples: int
   max_abs_diff: float
   mean_abs_diff: float
@@ -87,8 +94,14 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
   return float(stats.spearmanr(a, b).statistic)
 
 
-def compare(reference: np.ndarray, exported: np.ndarray, quantization: str, *,
-            float32_tolerance: float, min_srcc: float) -> Comparison:
+def compare(
+  reference: np.ndarray,
+  exported: np.ndarray,
+  quantization: str,
+  *,
+  float32_tolerance: float,
+  min_srcc: float,
+) -> Comparison:
   """Applies the acceptance rule: float32 by max|diff|, quantised models by SRCC.
 
   A quantised model is judged on ranking, what IQA is evaluated on; its
@@ -103,6 +116,11 @@ def compare(reference: np.ndarray, exported: np.ndarray, quantization: str, *,
     criterion = f"SRCC vs JAX float32 >= {min_srcc:g}"
     passed = srcc is not None and srcc >= min_srcc
   return Comparison(
-      samples=len(reference), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
-      srcc=srcc, jax_score_range=[float(reference.min()), float(reference.max())],
-      criterion=criterion, passed=passed)
+    samples=len(reference),
+    max_abs_diff=float(diff.max()),
+    mean_abs_diff=float(diff.mean()),
+    srcc=srcc,
+    jax_score_range=[float(reference.min()), float(reference.max())],
+    criterion=criterion,
+    passed=passed,
+  )

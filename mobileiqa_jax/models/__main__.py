@@ -1,9 +1,8 @@
 """Prints parameter counts of the presets: `python -m mobileiqa_jax.models [NAME ...]`."""
+
 import sys
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import convert
-from mobileiqa_jax import models
+from mobileiqa_jax import checkpoints, convert, models
 from mobileiqa_jax.models import mobileiqa
 
 
@@ -22,7 +21,9 @@ def main(argv):
   print(f"{'model':<14}{'backbone':>12}{'heads':>12}{'total':>12}")
   for name in names:
     c = parameter_counts(name)
-    print(f"{name:<14}{c['backbone'] / 1e6:>11.2f}M{c['heads'] / 1e6:>11.2f}M{c['total'] / 1e6:>11.2f}M")
+    print(
+      f"{name:<14}{c['backbone'] / 1e6:>11.2f}M{c['heads'] / 1e6:>11.2f}M{c['total'] / 1e6:>11.2f}M"
+    )
 
 
 if __name__ == "__main__":

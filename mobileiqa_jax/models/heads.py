@@ -4,6 +4,7 @@ Everything here runs in NHWC, but where the original reshapes a tensor the
 reshape is done in the original's (PyTorch) index order, which is what decides
 the numbers. Shapes in comments use B batch, S grid side, N = S*S, D channels.
 """
+
 from typing import Any
 
 import flax.linen as nn
@@ -53,7 +54,7 @@ def pool_bands(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
   first = np.argmax(matrix > 0, axis=1)
   band = int((matrix > 0).sum(axis=1).max())
   starts = np.minimum(first, in_size - band).astype(np.int32)
-  weights = np.stack([matrix[i, s:s + band] for i, s in enumerate(starts)])
+  weights = np.stack([matrix[i, s : s + band] for i, s in enumerate(starts)])
   return starts, weights
 
 
@@ -62,9 +63,14 @@ def pool_bands(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 BAND_MODES = ("none", "map", "unrolled")
 
 
-def pooled_pointwise_gelu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
-                          out_size: int, bands: str = "none",
-                          kernels: str = "xla") -> jax.Array:
+def pooled_pointwise_gelu(
+  x: jax.Array,
+  kernel: jax.Array,
+  bias: jax.Array,
+  out_size: int,
+  bands: str = "none",
+  kernels: str = "xla",
+) -> jax.Array:
   """adaptive_avg_pool(gelu(x @ kernel + bias), out_size) for NHWC x.
 
   With bands, the pointwise conv and the GELU run on one band of input rows
@@ -117,16 +123,18 @@ def pooled_pointwise_gelu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
     for row in matrix:
       (window,) = np.nonzero(row)
       lo, hi = int(window[0]), int(window[-1]) + 1
-      out.append(pool_band(jax.lax.slice_in_dim(x, lo, hi, axis=1),
-                           jnp.asarray(row[lo:hi], x.dtype)))
+      out.append(
+        pool_band(jax.lax.slice_in_dim(x, lo, hi, axis=1), jnp.asarray(row[lo:hi], x.dtype))
+      )
     return jnp.stack(out, axis=1)
   if bands != "map":
     raise ValueError(f"bands must be one of {BAND_MODES}, got {bands!r}")
   starts, weights = pool_bands(x.shape[1], out_size)
   band = weights.shape[1]
   out = jax.lax.map(
-      lambda args: pool_band(jax.lax.dynamic_slice_in_dim(x, args[0], band, axis=1), args[1]),
-      (jnp.asarray(starts), jnp.asarray(weights, x.dtype)))
+    lambda args: pool_band(jax.lax.dynamic_slice_in_dim(x, args[0], band, axis=1), args[1]),
+    (jnp.asarray(starts), jnp.asarray(weights, x.dtype)),
+  )
   return jnp.swapaxes(out, 0, 1)  # (S, B, S, hidden) -> (B, S, S, hidden)
 
 
@@ -136,12 +144,14 @@ class _PointwiseParams(nn.Module):
   For code that applies them inside a `lax.map`, where a Flax submodule
   cannot be called.
   """
+
   features: int
 
   @nn.compact
   def __call__(self, in_features: int):
-    kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (1, 1, in_features, self.features), jnp.float32)
+    kernel = self.param(
+      "kernel", nn.initializers.lecun_normal(), (1, 1, in_features, self.features), jnp.float32
+    )
     bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
     return kernel[0, 0], bias
 
@@ -157,6 +167,7 @@ class LevelAdapter(nn.Module):
       `pooled_pointwise_gelu`); below it (64 MB) bands save little. The
       value is a first guess, not tuned per level.
   """
+
   grid: int = 22
   hidden: int = 512
   dim: int = 256
@@ -172,13 +183,15 @@ class LevelAdapter(nn.Module):
     bands = "none"
     if b * h * w * self.hidden > self.band_threshold:
       bands = "map" if layers.check_kernels(self.kernels) == "xla" else "unrolled"
-    x = pooled_pointwise_gelu(x, kernel.astype(self.dtype), bias.astype(self.dtype), self.grid,
-                              bands, self.kernels)
+    x = pooled_pointwise_gelu(
+      x, kernel.astype(self.dtype), bias.astype(self.dtype), self.grid, bands, self.kernels
+    )
     return layers.conv2d(self.dim, name="cnn2", dtype=self.dtype)(x)
 
 
 class SelfAttention(nn.Module):
   """Spatial self-attention over one (B, S, S, D) map with a learned residual gate."""
+
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -202,6 +215,7 @@ class AttentionBlock(nn.Module):
   followed by a reinterpretation of the transposed memory, not a transpose
   back. Trained checkpoints depend on it, so it is reproduced literally.
   """
+
   dim: int
   dropout: float = 0.1
   dtype: Dtype = jnp.float32
@@ -220,6 +234,7 @@ class AttentionBlock(nn.Module):
 
 class MAL(nn.Module):
   """Multi-view attention learning over n maps: (n, B, S, S, D) -> (B, S, S, D)."""
+
   num_views: int
   dropout: float = 0.1
   dtype: Dtype = jnp.float32
@@ -228,27 +243,40 @@ class MAL(nn.Module):
   def __call__(self, maps, train: bool = False):
     n, b, s, _, d = maps.shape
     assert n == self.num_views, (n, self.num_views)
-    views = [SelfAttention(dtype=self.dtype, name=f"attention_module_{j}")(maps[j]) for j in range(n)]
+    views = [
+      SelfAttention(dtype=self.dtype, name=f"attention_module_{j}")(maps[j]) for j in range(n)
+    ]
     # T[b, j*D + c, p] in PyTorch order: (n, B, N, D) -> (B, n, D, N) -> (B, n*D, N).
     tokens = jnp.stack(views).reshape(n, b, s * s, d).transpose(1, 0, 3, 2).reshape(b, n * d, s * s)
 
     # Feature path: the n*D axis re-read as (D outer, n inner); D tokens of n*N features.
     feature = tokens.reshape(b, d, n * s * s)
-    feature = AttentionBlock(n * s * s, self.dropout, self.dtype, name="feature_attention")(feature, train)
+    feature = AttentionBlock(n * s * s, self.dropout, self.dtype, name="feature_attention")(
+      feature, train
+    )
     feature = feature.reshape(b, n * d, s * s)
 
     # Channel path: N tokens of n*D features.
     channel = AttentionBlock(n * d, self.dropout, self.dtype, name="channel_attention")(
-        jnp.swapaxes(tokens, 1, 2), train)
+      jnp.swapaxes(tokens, 1, 2), train
+    )
     channel = jnp.swapaxes(channel, 1, 2)
 
     fused = ((feature + channel) / 2).reshape(b, n, d, s * s).mean(axis=1)  # (B, D, N)
     return jnp.swapaxes(fused, 1, 2).reshape(b, s, s, d)
 
 
-def score_head(x, *, pool: int, channels: int = 128, hidden: int = 64,
-               dropout: float = 0.1, sigmoid: bool = False, train: bool = False,
-               dtype: Dtype = jnp.float32):
+def score_head(
+  x,
+  *,
+  pool: int,
+  channels: int = 128,
+  hidden: int = 64,
+  dropout: float = 0.1,
+  sigmoid: bool = False,
+  train: bool = False,
+  dtype: Dtype = jnp.float32,
+):
   """Quality feature (B, S, S, D) -> score (B,).
 
   1x1 conv + ReLU, average pool (kernel = stride = `pool`), 3x3 valid conv +

@@ -4,6 +4,7 @@ The original networks are PyTorch models; these wrappers pin down the details
 where Flax defaults differ: symmetric `k // 2` padding (XLA "SAME" pads
 asymmetrically at stride 2), BatchNorm epsilon and momentum, exact GELU.
 """
+
 import functools
 import math
 from typing import Any
@@ -41,10 +42,18 @@ def torch_padding(kernel_size: int, stride: int = 1, dilation: int = 1):
   return ((pad, pad), (pad, pad))
 
 
-def conv2d(features: int, kernel_size: int = 1, stride: int = 1, *,
-           groups: int = 1, use_bias: bool = True, padding=None,
-           name: str | None = None, dtype: Dtype = jnp.float32,
-           kernels: str = "xla") -> nn.Module:
+def conv2d(
+  features: int,
+  kernel_size: int = 1,
+  stride: int = 1,
+  *,
+  groups: int = 1,
+  use_bias: bool = True,
+  padding=None,
+  name: str | None = None,
+  dtype: Dtype = jnp.float32,
+  kernels: str = "xla",
+) -> nn.Module:
   """`torch.nn.Conv2d` for NHWC inputs (kernel stored HWIO), PyTorch padding.
 
   Returns an `nn.Conv`, or when every channel is its own group a
@@ -60,22 +69,32 @@ def conv2d(features: int, kernel_size: int = 1, stride: int = 1, *,
   if groups > 1 and groups == features:
     if check_kernels(kernels) == "xla":
       form = "shifted"
-    elif (kernels == "tflite_int8"
-          and kernel_size * kernel_size * features >= TFLITE_MIN_QUANTIZED_ELEMENTS):
+    elif (
+      kernels == "tflite_int8"
+      and kernel_size * kernel_size * features >= TFLITE_MIN_QUANTIZED_ELEMENTS
+    ):
       form = "channel_slices"
   if form:
-    return DepthwiseConv(features, kernel_size, stride, padding=padding, use_bias=use_bias,
-                         dtype=dtype, form=form, name=name)
-  return nn.Conv(
+    return DepthwiseConv(
       features,
-      (kernel_size, kernel_size),
-      strides=(stride, stride),
+      kernel_size,
+      stride,
       padding=padding,
-      feature_group_count=groups,
       use_bias=use_bias,
       dtype=dtype,
-      param_dtype=jnp.float32,
+      form=form,
       name=name,
+    )
+  return nn.Conv(
+    features,
+    (kernel_size, kernel_size),
+    strides=(stride, stride),
+    padding=padding,
+    feature_group_count=groups,
+    use_bias=use_bias,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    name=name,
   )
 
 
@@ -99,6 +118,7 @@ class DepthwiseConv(nn.Module):
       (the student at 1231x1907, 2 threads: 0.46 s with 12 such ops, 0.44 s
       without; float32 0.50 s).
   """
+
   features: int
   kernel_size: int
   stride: int = 1
@@ -128,10 +148,16 @@ def _channel_sliced_conv(x, kernel, stride, padding):
   k, c = kernel.shape[0], kernel.shape[-1]
   group = max(1, (TFLITE_MIN_QUANTIZED_ELEMENTS - 1) // (k * k))
   parts = [
-      lax.conv_general_dilated(
-          x[..., lo:lo + group], kernel[:, :, None, lo:lo + group], (stride, stride), padding,
-          dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=min(group, c - lo))
-      for lo in range(0, c, group)]
+    lax.conv_general_dilated(
+      x[..., lo : lo + group],
+      kernel[:, :, None, lo : lo + group],
+      (stride, stride),
+      padding,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=min(group, c - lo),
+    )
+    for lo in range(0, c, group)
+  ]
   # XNNPACK leaves a CONCATENATION of more than five inputs (960 channels of
   # 5x5: 24) to LiteRT, a copy outside the delegate; the converter merges
   # nested ones, so that stays.
@@ -201,9 +227,15 @@ def _shifted_sum(x, kernel, stride, padding):
   y = None
   for i in range(k):
     for j in range(k):
-      tap = lax.slice(x, (0, i, j, 0),
-                      (b, i + (out_h - 1) * stride + 1, j + (out_w - 1) * stride + 1, c),
-                      (1, stride, stride, 1)) * kernel[i, j]
+      tap = (
+        lax.slice(
+          x,
+          (0, i, j, 0),
+          (b, i + (out_h - 1) * stride + 1, j + (out_w - 1) * stride + 1, c),
+          (1, stride, stride, 1),
+        )
+        * kernel[i, j]
+      )
       y = tap if y is None else y + tap
   return y
 
@@ -211,12 +243,12 @@ def _shifted_sum(x, kernel, stride, padding):
 def batch_norm(train: bool, name: str | None = None, dtype: Dtype = jnp.float32):
   """`torch.nn.BatchNorm2d` defaults: eps 1e-5, running-average momentum 0.1."""
   return nn.BatchNorm(
-      use_running_average=not train,
-      momentum=0.9,
-      epsilon=1e-5,
-      dtype=dtype,
-      param_dtype=jnp.float32,
-      name=name,
+    use_running_average=not train,
+    momentum=0.9,
+    epsilon=1e-5,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    name=name,
   )
 
 

@@ -4,15 +4,13 @@ The teacher (MobileViTv2 backbone) and the student (MobileNetV3 backbone) are
 the same module with different fields; `mobileiqa_jax.models.create` holds the
 presets. Module names mirror the original's state-dict names.
 """
+
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mobileiqa_jax.models import heads
-from mobileiqa_jax.models import layers
-from mobileiqa_jax.models import mobilenet_v3
-from mobileiqa_jax.models import mobilevit_v2
+from mobileiqa_jax.models import heads, layers, mobilenet_v3, mobilevit_v2
 
 Dtype = Any
 
@@ -21,9 +19,9 @@ NUM_OPINIONS = 3  # MALs reading the same levels; their outputs are the DOF.
 NO_BANDS = 1 << 62  # a band threshold no map reaches
 
 BACKBONES = {
-    # kind -> (module class, state-dict name of the backbone, adapter name prefix)
-    "mobilenet_v3": (mobilenet_v3.MobileNetV3, "local_cnn", "LDA"),
-    "mobilevit_v2": (mobilevit_v2.MobileViTV2, "global_vit", "LGF"),
+  # kind -> (module class, state-dict name of the backbone, adapter name prefix)
+  "mobilenet_v3": (mobilenet_v3.MobileNetV3, "local_cnn", "LDA"),
+  "mobilevit_v2": (mobilevit_v2.MobileViTV2, "global_vit", "LGF"),
 }
 
 
@@ -36,6 +34,7 @@ class MobileIQA(nn.Module):
     dof: (3, B, S, S, D) the diverse opinion features;
     fused: (B, S, S, D) the fusion MAL's image-quality feature.
   """
+
   backbone: str = "mobilenet_v3"
   backbone_width: float = 1.0
   grid: int = 22
@@ -71,22 +70,40 @@ class MobileIQA(nn.Module):
     # adapters band (the teacher's stage 1 at full size); MobileNetV3's maps
     # are small enough whole.
     banding = {"band_threshold": self.band_threshold} if self.backbone == "mobilevit_v2" else {}
-    features = backbone_cls(width=self.backbone_width, dtype=self.dtype, kernels=kernels,
-                            name=backbone_name, **banding)(images.astype(self.dtype), train=train)
+    features = backbone_cls(
+      width=self.backbone_width, dtype=self.dtype, kernels=kernels, name=backbone_name, **banding
+    )(images.astype(self.dtype), train=train)
     adapter_threshold = self.train_band_threshold if train else self.band_threshold
-    levels = jnp.stack([
-        heads.LevelAdapter(self.grid, self.adapter_hidden, self.dim, self.dtype,
-                           adapter_threshold, kernels, name=f"{adapter_prefix}{i + 1}")(
-                               features[f"feature{i}"])
+    levels = jnp.stack(
+      [
+        heads.LevelAdapter(
+          self.grid,
+          self.adapter_hidden,
+          self.dim,
+          self.dtype,
+          adapter_threshold,
+          kernels,
+          name=f"{adapter_prefix}{i + 1}",
+        )(features[f"feature{i}"])
         for i in range(NUM_LEVELS)
-    ])
-    dof = jnp.stack([
+      ]
+    )
+    dof = jnp.stack(
+      [
         heads.MAL(NUM_LEVELS, self.dropout, self.dtype, name=f"MALs_{i}")(levels, train)
         for i in range(NUM_OPINIONS)
-    ])
+      ]
+    )
     fused = heads.MAL(NUM_OPINIONS, self.dropout, self.dtype, name="fusion_mal")(dof, train)
     scores = heads.score_head(
-        fused, pool=self.head_pool, channels=self.head_channels, hidden=self.head_hidden,
-        dropout=self.dropout, sigmoid=self.sigmoid, train=train, dtype=self.dtype)
+      fused,
+      pool=self.head_pool,
+      channels=self.head_channels,
+      hidden=self.head_hidden,
+      dropout=self.dropout,
+      sigmoid=self.sigmoid,
+      train=train,
+      dtype=self.dtype,
+    )
     taps = dict(features, levels=levels, dof=dof, fused=fused)
     return scores, taps

@@ -8,7 +8,9 @@ Submodule names follow the PyTorch state dict (`conv_stem`, `bn1`,
 `blocks_{stage}_{index}/{conv_pw, bn1, conv_dw, bn2, se, conv_pwl, bn3}`), so
 `convert.naming` maps a timm or MobileIQA checkpoint straight onto them.
 """
-from typing import Any, Callable, NamedTuple
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -21,6 +23,7 @@ Dtype = Any
 
 class _Block(NamedTuple):
   """One block of the architecture table, before width scaling."""
+
   kind: str  # "ds" depthwise-separable, "ir" inverted residual, "cn" conv-bn-act
   kernel: int
   stride: int
@@ -38,16 +41,17 @@ def _stage(repeats: int, block: _Block) -> tuple[_Block, ...]:
 _RELU = nn.relu
 # The MobileNetV3-Large table (Howard et al. 2019, Table 1) as timm spells it.
 _STAGES: tuple[tuple[_Block, ...], ...] = (
-    (_Block("ds", 3, 1, 16, act=_RELU),),
-    (_Block("ir", 3, 2, 24, 4.0, act=_RELU),
-     _Block("ir", 3, 1, 24, 3.0, act=_RELU)),
-    _stage(3, _Block("ir", 5, 2, 40, 3.0, se=True, act=_RELU)),
-    (_Block("ir", 3, 2, 80, 6.0),
-     _Block("ir", 3, 1, 80, 2.5),
-     *_stage(2, _Block("ir", 3, 1, 80, 2.3))),
-    _stage(2, _Block("ir", 3, 1, 112, 6.0, se=True)),
-    _stage(3, _Block("ir", 5, 2, 160, 6.0, se=True)),
-    (_Block("cn", 1, 1, 960),),
+  (_Block("ds", 3, 1, 16, act=_RELU),),
+  (_Block("ir", 3, 2, 24, 4.0, act=_RELU), _Block("ir", 3, 1, 24, 3.0, act=_RELU)),
+  _stage(3, _Block("ir", 5, 2, 40, 3.0, se=True, act=_RELU)),
+  (
+    _Block("ir", 3, 2, 80, 6.0),
+    _Block("ir", 3, 1, 80, 2.5),
+    *_stage(2, _Block("ir", 3, 1, 80, 2.3)),
+  ),
+  _stage(2, _Block("ir", 3, 1, 112, 6.0, se=True)),
+  _stage(3, _Block("ir", 5, 2, 160, 6.0, se=True)),
+  (_Block("cn", 1, 1, 960),),
 )
 _STEM_CHANNELS = 16
 
@@ -86,6 +90,7 @@ class SqueezeExcite(nn.Module):
   ReLU inside whatever the block's activation, a hard-sigmoid gate, and the
   reduced width rounded with `make_divisible` (not `round`).
   """
+
   rd_ratio: float = 0.25
   dtype: Dtype = jnp.float32
 
@@ -102,6 +107,7 @@ class SqueezeExcite(nn.Module):
 
 class DepthwiseSeparable(nn.Module):
   """dw conv -> bn1 + act -> [se] -> pw conv -> bn2 (linear) [+ input]."""
+
   out: int
   kernel: int
   stride: int
@@ -113,9 +119,16 @@ class DepthwiseSeparable(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     channels = x.shape[-1]
-    y = layers.conv2d(channels, self.kernel, self.stride, groups=channels,
-                      use_bias=False, name="conv_dw", dtype=self.dtype,
-                      kernels=self.kernels)(x)
+    y = layers.conv2d(
+      channels,
+      self.kernel,
+      self.stride,
+      groups=channels,
+      use_bias=False,
+      name="conv_dw",
+      dtype=self.dtype,
+      kernels=self.kernels,
+    )(x)
     y = self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
     if self.se:
       y = SqueezeExcite(dtype=self.dtype, name="se")(y)
@@ -128,6 +141,7 @@ class DepthwiseSeparable(nn.Module):
 
 class InvertedResidual(nn.Module):
   """pw expand + act -> dw conv + act -> [se] -> pw project (linear) [+ input]."""
+
   out: int
   kernel: int
   stride: int
@@ -145,9 +159,16 @@ class InvertedResidual(nn.Module):
     mid = layers.make_divisible(channels * self.exp_ratio)
     y = layers.conv2d(mid, 1, use_bias=False, name="conv_pw", dtype=self.dtype)(x)
     y = self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
-    y = layers.conv2d(mid, self.kernel, self.stride, groups=mid,
-                      use_bias=False, name="conv_dw", dtype=self.dtype,
-                      kernels=self.kernels)(y)
+    y = layers.conv2d(
+      mid,
+      self.kernel,
+      self.stride,
+      groups=mid,
+      use_bias=False,
+      name="conv_dw",
+      dtype=self.dtype,
+      kernels=self.kernels,
+    )(y)
     y = self.act(layers.batch_norm(train, "bn2", self.dtype)(y))
     if self.se:
       y = SqueezeExcite(dtype=self.dtype, name="se")(y)
@@ -160,6 +181,7 @@ class InvertedResidual(nn.Module):
 
 class ConvBnAct(nn.Module):
   """conv -> bn1 + act; timm gives this block no skip in MobileNetV3."""
+
   out: int
   kernel: int
   stride: int
@@ -168,19 +190,30 @@ class ConvBnAct(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    y = layers.conv2d(self.out, self.kernel, self.stride, use_bias=False,
-                      name="conv", dtype=self.dtype)(x)
+    y = layers.conv2d(
+      self.out, self.kernel, self.stride, use_bias=False, name="conv", dtype=self.dtype
+    )(x)
     return self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
 
 
 def _make_block(spec: _Block, width: float, name: str, dtype: Dtype, kernels: str) -> nn.Module:
   out = _scaled(spec.out, width)
   if spec.kind == "ds":
-    return DepthwiseSeparable(out, spec.kernel, spec.stride, spec.se, spec.act,
-                              dtype=dtype, kernels=kernels, name=name)
+    return DepthwiseSeparable(
+      out, spec.kernel, spec.stride, spec.se, spec.act, dtype=dtype, kernels=kernels, name=name
+    )
   if spec.kind == "ir":
-    return InvertedResidual(out, spec.kernel, spec.stride, spec.exp_ratio, spec.se,
-                            spec.act, dtype=dtype, kernels=kernels, name=name)
+    return InvertedResidual(
+      out,
+      spec.kernel,
+      spec.stride,
+      spec.exp_ratio,
+      spec.se,
+      spec.act,
+      dtype=dtype,
+      kernels=kernels,
+      name=name,
+    )
   if spec.kind == "cn":
     return ConvBnAct(out, spec.kernel, spec.stride, spec.act, dtype=dtype, name=name)
   raise ValueError(f"unknown block kind {spec.kind!r}")
@@ -196,6 +229,7 @@ class MobileNetV3(nn.Module):
     kernels: the form of the depthwise convs
       (`layers.KERNELS`); the parameters are the same.
   """
+
   width: float = 1.0
   dtype: Dtype = jnp.float32
   kernels: str = "xla"
@@ -213,8 +247,9 @@ class MobileNetV3(nn.Module):
       `feature_channels(width)` channels.
     """
     x = x.astype(self.dtype)
-    x = layers.conv2d(_stem_channels(self.width), 3, 2, use_bias=False,
-                      name="conv_stem", dtype=self.dtype)(x)
+    x = layers.conv2d(
+      _stem_channels(self.width), 3, 2, use_bias=False, name="conv_stem", dtype=self.dtype
+    )(x)
     x = layers.hard_swish(layers.batch_norm(train, "bn1", self.dtype)(x))
     taps = _tap_stages()
     features = {}

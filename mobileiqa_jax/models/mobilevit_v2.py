@@ -13,6 +13,7 @@ over all positions at once (GroupNorm(1)) or a reduction over N for each P
 (B, H, W, C) -> (B, nH, pH, nW, pW, C), taken inside the attention only; the
 unfold/fold pair itself is the identity and costs nothing here.
 """
+
 from typing import Any
 
 import flax.linen as nn
@@ -27,11 +28,11 @@ Dtype = Any
 # Per stage: (base channels, stride, inverted-residual blocks, transformer
 # depth); a non-zero depth appends one MobileViTv2 block to the stage.
 _STAGES = (
-    (64, 1, 1, 0),
-    (128, 2, 2, 0),
-    (256, 2, 1, 2),
-    (384, 2, 1, 4),
-    (512, 2, 1, 3),
+  (64, 1, 1, 0),
+  (128, 2, 2, 0),
+  (256, 2, 1, 2),
+  (384, 2, 1, 4),
+  (512, 2, 1, 3),
 )
 _STEM = 32
 _PATCH = 2
@@ -68,8 +69,7 @@ def _linear_taps(in_size: int, out_size: int, align_corners: bool):
   return lo, hi, (src - lo).astype(np.float32)
 
 
-def interpolate_bilinear(x: jax.Array, size: tuple[int, int],
-                         align_corners: bool) -> jax.Array:
+def interpolate_bilinear(x: jax.Array, size: tuple[int, int], align_corners: bool) -> jax.Array:
   """PyTorch `F.interpolate(mode='bilinear')` on an NHWC map.
 
   Written out (gather two rows, blend) rather than `jax.image.resize`, which
@@ -97,8 +97,14 @@ def interpolate_bilinear(x: jax.Array, size: tuple[int, int],
 
 def _group_norm(name: str, dtype: Dtype) -> nn.GroupNorm:
   # timm's GroupNorm1: one group, statistics over all of (C, H, W).
-  return nn.GroupNorm(num_groups=1, epsilon=1e-5, use_fast_variance=False,
-                      dtype=dtype, param_dtype=jnp.float32, name=name)
+  return nn.GroupNorm(
+    num_groups=1,
+    epsilon=1e-5,
+    use_fast_variance=False,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    name=name,
+  )
 
 
 class ConvNormAct(nn.Module):
@@ -106,6 +112,7 @@ class ConvNormAct(nn.Module):
 
   `padding` overrides PyTorch's symmetric padding (`layers.torch_padding`).
   """
+
   features: int
   kernel_size: int = 1
   stride: int = 1
@@ -118,9 +125,17 @@ class ConvNormAct(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     groups = x.shape[-1] if self.depthwise else 1
-    x = conv2d(self.features, self.kernel_size, self.stride, groups=groups,
-               use_bias=False, padding=self.padding, name="conv", dtype=self.dtype,
-               kernels=self.kernels)(x)
+    x = conv2d(
+      self.features,
+      self.kernel_size,
+      self.stride,
+      groups=groups,
+      use_bias=False,
+      padding=self.padding,
+      name="conv",
+      dtype=self.dtype,
+      kernels=self.kernels,
+    )(x)
     x = batch_norm(train, name="bn", dtype=self.dtype)(x)
     return nn.silu(x) if self.act else x
 
@@ -139,6 +154,7 @@ class InvertedResidual(nn.Module):
   this is exact. Training uses batch statistics over the whole map, and
   never bands.
   """
+
   features: int
   stride: int = 1
   expand_ratio: float = _EXPAND
@@ -151,8 +167,15 @@ class InvertedResidual(nn.Module):
     b, h, w, c = x.shape
     mid = make_divisible(c * self.expand_ratio)
     expand = ConvNormAct(mid, name="conv1_1x1", dtype=self.dtype)
-    depthwise = ConvNormAct(mid, _KERNEL, self.stride, depthwise=True, name="conv2_kxk",
-                            dtype=self.dtype, kernels=self.kernels)
+    depthwise = ConvNormAct(
+      mid,
+      _KERNEL,
+      self.stride,
+      depthwise=True,
+      name="conv2_kxk",
+      dtype=self.dtype,
+      kernels=self.kernels,
+    )
     project = ConvNormAct(self.features, act=False, name="conv3_1x1", dtype=self.dtype)
     if train or self.is_initializing() or b * h * w * mid <= self.band_threshold:
       y = project(depthwise(expand(x, train), train), train)
@@ -212,6 +235,7 @@ class LinearSelfAttention(nn.Module):
   offset inside their patch, weights the keys into one context vector per
   offset; the output is relu(value) * context.
   """
+
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -220,7 +244,7 @@ class LinearSelfAttention(nn.Module):
     qkv = conv2d(1 + 2 * d, name="qkv_proj", dtype=self.dtype)(x)
     # Patch view (B, nH, pH, nW, pW, C): axes 1 and 3 index the patch N.
     qkv = qkv.reshape(b, h // _PATCH, _PATCH, w // _PATCH, _PATCH, 1 + 2 * d)
-    query, key, value = qkv[..., :1], qkv[..., 1:1 + d], qkv[..., 1 + d:]
+    query, key, value = qkv[..., :1], qkv[..., 1 : 1 + d], qkv[..., 1 + d :]
     # Float32 softmax/sum: at full resolution N is ~10^4 patches.
     scores = jax.nn.softmax(query.astype(jnp.float32), axis=(1, 3))
     context = jnp.sum(key.astype(jnp.float32) * scores, axis=(1, 3), keepdims=True)
@@ -230,6 +254,7 @@ class LinearSelfAttention(nn.Module):
 
 class ConvMlp(nn.Module):
   """1x1 conv, SiLU, 1x1 conv."""
+
   hidden: int
   dtype: Dtype = jnp.float32
 
@@ -245,16 +270,15 @@ class LinearTransformerBlock(nn.Module):
   timm's dropouts and drop-path all default to 0 for these models, so there
   is nothing stochastic to carry.
   """
+
   mlp_ratio: float = _MLP_RATIO
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    x = x + LinearSelfAttention(name="attn", dtype=self.dtype)(
-        _group_norm("norm1", self.dtype)(x))
+    x = x + LinearSelfAttention(name="attn", dtype=self.dtype)(_group_norm("norm1", self.dtype)(x))
     hidden = int(x.shape[-1] * self.mlp_ratio)
-    return x + ConvMlp(hidden, name="mlp", dtype=self.dtype)(
-        _group_norm("norm2", self.dtype)(x))
+    return x + ConvMlp(hidden, name="mlp", dtype=self.dtype)(_group_norm("norm2", self.dtype)(x))
 
 
 class MobileViTV2Block(nn.Module):
@@ -264,6 +288,7 @@ class MobileViTV2Block(nn.Module):
   to the next multiple (bilinear, align_corners=True, as timm) and stays
   that size: the block's output is larger than its input.
   """
+
   depth: int
   attn_ratio: float = _ATTN_RATIO
   dtype: Dtype = jnp.float32
@@ -274,8 +299,9 @@ class MobileViTV2Block(nn.Module):
     _, h, w, c = x.shape
     size = (-(-h // _PATCH) * _PATCH, -(-w // _PATCH) * _PATCH)
     x = interpolate_bilinear(x, size, align_corners=True)
-    x = ConvNormAct(c, 3, depthwise=True, name="conv_kxk", dtype=self.dtype,
-                    kernels=self.kernels)(x, train)
+    x = ConvNormAct(c, 3, depthwise=True, name="conv_kxk", dtype=self.dtype, kernels=self.kernels)(
+      x, train
+    )
     dim = make_divisible(c * self.attn_ratio)
     x = conv2d(dim, use_bias=False, name="conv_1x1", dtype=self.dtype)(x)
     for i in range(self.depth):
@@ -293,6 +319,7 @@ class MobileViTV2(nn.Module):
     kernels: the form of the depthwise convs
       (`layers.KERNELS`); the parameters are the same.
   """
+
   width: float = 2.0
   dtype: Dtype = jnp.float32
   kernels: str = "xla"
@@ -310,11 +337,17 @@ class MobileViTV2(nn.Module):
     for i, (base, stride, blocks, depth) in enumerate(_STAGES):
       channels = _stage_channels(base, self.width)
       for j in range(blocks):
-        x = InvertedResidual(channels, stride if j == 0 else 1, name=f"stages_{i}_{j}",
-                             dtype=self.dtype, kernels=self.kernels,
-                             band_threshold=self.band_threshold)(x, train)
+        x = InvertedResidual(
+          channels,
+          stride if j == 0 else 1,
+          name=f"stages_{i}_{j}",
+          dtype=self.dtype,
+          kernels=self.kernels,
+          band_threshold=self.band_threshold,
+        )(x, train)
       if depth:
-        x = MobileViTV2Block(depth, name=f"stages_{i}_{blocks}", dtype=self.dtype,
-                             kernels=self.kernels)(x, train)
+        x = MobileViTV2Block(
+          depth, name=f"stages_{i}_{blocks}", dtype=self.dtype, kernels=self.kernels
+        )(x, train)
       features[f"feature{i}"] = x
     return features

@@ -3,19 +3,20 @@
 Config files in configs/ call `base_config(...)` and change what their job
 needs. Every knob of training lives here, none in the train code.
 """
+
 import ml_collections
 
 from mobileiqa_jax.data import config as data_config
 
 # The paper's input size per dataset (height, width); UHD-IQA at full resolution.
 DATASET_SIZES = {
-    "uhd_iqa": (1231, 1907),
-    "koniq10k": (512, 512),
-    "livec": (512, 512),
-    "spaq": (512, 512),
-    "bid": (512, 512),
-    "csv": (512, 512),
-    "synthetic": (512, 512),
+  "uhd_iqa": (1231, 1907),
+  "koniq10k": (512, 512),
+  "livec": (512, 512),
+  "spaq": (512, 512),
+  "bid": (512, 512),
+  "csv": (512, 512),
+  "synthetic": (512, 512),
 }
 # 'runlocal': tiny models, small images, a short run: a laptop or CI in minutes.
 FLAGS = ("runlocal",)
@@ -33,8 +34,10 @@ def parse_arg(arg: str | None, allowed_flags=FLAGS) -> tuple[str, set[str]]:
     elif word in allowed_flags:
       flags.add(word)
     else:
-      raise ValueError(f"unknown config arg {word!r}; datasets: {sorted(DATASET_SIZES)}, "
-                       f"flags: {sorted(allowed_flags)}")
+      raise ValueError(
+        f"unknown config arg {word!r}; datasets: {sorted(DATASET_SIZES)}, "
+        f"flags: {sorted(allowed_flags)}"
+      )
   return dataset, flags
 
 

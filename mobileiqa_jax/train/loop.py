@@ -7,26 +7,22 @@ Resume order, first that applies:
      (backbone only);
   3. a fresh random initialisation from `config.seed`.
 """
+
 import json
 import logging
 import time
 
+from clu import metric_writers
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from clu import metric_writers
-from etils import epath
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import convert
+from mobileiqa_jax import checkpoints, convert, models, xla_options
 from mobileiqa_jax import metrics as iqa_metrics
-from mobileiqa_jax import models
-from mobileiqa_jax import xla_options
 from mobileiqa_jax.data import pipeline
-from mobileiqa_jax.train import optim
-from mobileiqa_jax.train import sharding
-from mobileiqa_jax.train import steps
+from mobileiqa_jax.train import optim, sharding, steps
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -53,20 +49,26 @@ def _log(message, *args):
 
 def _format_eta(seconds: float) -> str:
   seconds = int(max(seconds, 0))
-  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+  return (
+    f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+    if seconds >= 3600
+    else f"{seconds // 60}m{seconds % 60:02d}s"
+  )
 
 
 def make_eval_fn(model, mesh):
   """The jitted eval step, its outputs replicated so every process can read them."""
-  return xla_options.jit(lambda v, b: steps.eval_step(v, b, model=model),
-                         out_shardings=sharding.replicated(mesh))
+  return xla_options.jit(
+    lambda v, b: steps.eval_step(v, b, model=model), out_shardings=sharding.replicated(mesh)
+  )
 
 
 def evaluate_split(model, variables, config, split: str, mesh, eval_fn=None):
   """Scores every example of `split` once (across all processes) and returns
   (metrics, predictions, labels) on every process."""
-  loader = pipeline.make_loader(config.data, split, global_batch_size=config.eval_batch_size,
-                                train=False, seed=config.seed)
+  loader = pipeline.make_loader(
+    config.data, split, global_batch_size=config.eval_batch_size, train=False, seed=config.seed
+  )
   if eval_fn is None:
     eval_fn = make_eval_fn(model, mesh)
   predictions, labels = [], []
@@ -114,8 +116,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model, model_metadata = create_model(config)
   batch, accumulation = config.batch_size, config.grad_accumulation_steps
   if batch % (mesh.shape[sharding.DATA] * accumulation):
-    raise ValueError(f"batch_size {batch} must divide by data-parallel devices "
-                     f"({mesh.shape[sharding.DATA]}) x grad_accumulation_steps ({accumulation})")
+    raise ValueError(
+      f"batch_size {batch} must divide by data-parallel devices "
+      f"({mesh.shape[sharding.DATA]}) x grad_accumulation_steps ({accumulation})"
+    )
 
   steps_per_epoch = len(pipeline.make_source(config.data, "train")) // batch
   total_steps = config.num_train_steps or config.num_epochs * steps_per_epoch
@@ -124,12 +128,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   image_shape = (1, 64, 64, 3)  # parameters do not depend on the input size
   rng = jax.random.PRNGKey(config.seed)
   abstract_state = steps.abstract_state(model, tx, rng, image_shape)
-  state_shardings = sharding.tree_shardings(abstract_state, mesh, config.sharding.min_shard_elements)
-  abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                                abstract_state, state_shardings)
+  state_shardings = sharding.tree_shardings(
+    abstract_state, mesh, config.sharding.min_shard_elements
+  )
+  abstract_state = jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, state_shardings
+  )
 
-  train_loader = pipeline.make_loader(config.data, "train", global_batch_size=batch, train=True,
-                                      seed=config.seed)
+  train_loader = pipeline.make_loader(
+    config.data, "train", global_batch_size=batch, train=True, seed=config.seed
+  )
   train_iter = iter(train_loader)
   ckpt = checkpoints.TrainingCheckpoints(workdir, model_metadata)
   state = ckpt.restore_latest(abstract_state, train_iter)
@@ -143,20 +151,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.distill.enabled:
     teacher, teacher_variables, teacher_shardings = _load_teacher(config, mesh)
   teacher_size = tuple(config.distill.teacher_size) if config.distill.teacher_size else None
-  weights = {"score": config.loss.score_weight, "dof": config.loss.dof_weight,
-             "levels": config.loss.levels_weight}
+  weights = {
+    "score": config.loss.score_weight,
+    "dof": config.loss.dof_weight,
+    "levels": config.loss.levels_weight,
+  }
   train_step = steps.jit_train_step(
-      state_shardings, sharding.batch_sharding(mesh), teacher_shardings,
-      model=model, tx=tx, schedule=schedule, loss_kind=config.loss.kind, loss_weights=weights,
-      teacher=teacher, teacher_size=teacher_size, accumulation_steps=accumulation)
+    state_shardings,
+    sharding.batch_sharding(mesh),
+    teacher_shardings,
+    model=model,
+    tx=tx,
+    schedule=schedule,
+    loss_kind=config.loss.kind,
+    loss_weights=weights,
+    teacher=teacher,
+    teacher_size=teacher_size,
+    accumulation_steps=accumulation,
+  )
   eval_fn = make_eval_fn(model, mesh)
 
   writer = metric_writers.create_default_writer(
-      str(workdir / "tensorboard"), just_logging=jax.process_index() > 0)
+    str(workdir / "tensorboard"), just_logging=jax.process_index() > 0
+  )
   step = int(state.step)
-  _log("training %s for %d steps (%d per epoch) at batch %d on %d devices, %d processes",
-       config.model.name, total_steps, steps_per_epoch, batch, jax.device_count(),
-       jax.process_count())
+  _log(
+    "training %s for %d steps (%d per epoch) at batch %d on %d devices, %d processes",
+    config.model.name,
+    total_steps,
+    steps_per_epoch,
+    batch,
+    jax.device_count(),
+    jax.process_count(),
+  )
 
   last_time, last_step, start_time, start_step = time.time(), step, time.time(), step
   eval_metrics = {}
@@ -167,37 +194,65 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       ckpt.wait()
       good = ckpt.latest.latest_step()
       raise NonFiniteLossError(
-          f"non-finite loss {values['loss']} at step {at_step} (terms: "
-          f"{ {k: float(v) for k, v in values.items() if k.startswith('loss_')} }); "
-          f"the last good checkpoint is step {good} in {workdir / checkpoints.LATEST}. "
-          "Lower optimizer.learning_rate or set optimizer.clip_norm, and check the data.")
+        f"non-finite loss {values['loss']} at step {at_step} (terms: "
+        f"{ {k: float(v) for k, v in values.items() if k.startswith('loss_')} }); "
+        f"the last good checkpoint is step {good} in {workdir / checkpoints.LATEST}. "
+        "Lower optimizer.learning_rate or set optimizer.clip_norm, and check the data."
+      )
     return values
 
   while step < total_steps:
-    state, step_metrics = train_step(state, sharding.global_batch(next(train_iter), mesh),
-                                     teacher_variables)
+    state, step_metrics = train_step(
+      state, sharding.global_batch(next(train_iter), mesh), teacher_variables
+    )
     step += 1
     end_of_epoch = step % steps_per_epoch == 0
-    do_eval = end_of_epoch or step == total_steps or (
-        config.eval_every_steps and step % config.eval_every_steps == 0)
-    do_save = do_eval or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0)
+    do_eval = (
+      end_of_epoch
+      or step == total_steps
+      or (config.eval_every_steps and step % config.eval_every_steps == 0)
+    )
+    do_save = do_eval or (
+      config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
+    )
     if step % config.log_every_steps == 0 or do_save:
       values = check_finite(step_metrics, step)
       now = time.time()
       rate = (step - last_step) * batch / max(now - last_time, 1e-9)
       eta = (total_steps - step) * (now - start_time) / max(step - start_step, 1)
-      writer.write_scalars(step, {**{k: float(v) for k, v in values.items()},
-                                  "images_per_second": rate, "epoch": step / steps_per_epoch})
-      _log("step %d/%d epoch %.2f loss %.5f grad_norm %.3g lr %.3g | %.1f img/s | ETA %s",
-           step, total_steps, step / steps_per_epoch, values["loss"], values["grad_norm"],
-           values["learning_rate"], rate, _format_eta(eta))
+      writer.write_scalars(
+        step,
+        {
+          **{k: float(v) for k, v in values.items()},
+          "images_per_second": rate,
+          "epoch": step / steps_per_epoch,
+        },
+      )
+      _log(
+        "step %d/%d epoch %.2f loss %.5f grad_norm %.3g lr %.3g | %.1f img/s | ETA %s",
+        step,
+        total_steps,
+        step / steps_per_epoch,
+        values["loss"],
+        values["grad_norm"],
+        values["learning_rate"],
+        rate,
+        _format_eta(eta),
+      )
       last_time, last_step = now, step
     if do_eval:
-      eval_metrics, _, _ = evaluate_split(model, state.variables, config, config.eval_split,
-                                          mesh, eval_fn)
+      eval_metrics, _, _ = evaluate_split(
+        model, state.variables, config, config.eval_split, mesh, eval_fn
+      )
       writer.write_scalars(step, {f"{config.eval_split}/{k}": v for k, v in eval_metrics.items()})
-      _log("eval %s at step %d: SRCC %.4f PLCC %.4f KRCC %.4f", config.eval_split, step,
-           eval_metrics["srcc"], eval_metrics["plcc"], eval_metrics["krcc"])
+      _log(
+        "eval %s at step %d: SRCC %.4f PLCC %.4f KRCC %.4f",
+        config.eval_split,
+        step,
+        eval_metrics["srcc"],
+        eval_metrics["plcc"],
+        eval_metrics["krcc"],
+      )
       ckpt.save_best(state, eval_metrics)
     if do_save:
       ckpt.save_latest(state, train_iter)
@@ -207,8 +262,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ckpt.wait()
   ckpt.close()
   if not eval_metrics:  # resumed after the last step: evaluate what is there
-    eval_metrics, _, _ = evaluate_split(model, state.variables, config, config.eval_split,
-                                        mesh, eval_fn)
+    eval_metrics, _, _ = evaluate_split(
+      model, state.variables, config, config.eval_split, mesh, eval_fn
+    )
   return eval_metrics
 
 
@@ -219,8 +275,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = Fals
   model, variables, metadata = checkpoints.load_model(source)
   model = model.clone(dtype=jnp.dtype(config.model.dtype))
   mesh = sharding.make_mesh(config.sharding.model_axis)
-  variables = jax.device_put(variables, sharding.tree_shardings(
-      variables, mesh, config.sharding.min_shard_elements))
+  variables = jax.device_put(
+    variables, sharding.tree_shardings(variables, mesh, config.sharding.min_shard_elements)
+  )
   eval_fn = make_eval_fn(model, mesh)  # one compilation for every split
   results = {}
   for split in config.eval.splits:
@@ -236,6 +293,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = Fals
 
 def format_table(results: dict, title: str) -> str:
   lines = [title, f"{'split':<12}{'SRCC':>8}{'PLCC':>8}{'KRCC':>8}"]
-  lines += [f"{split:<12}{m['srcc']:>8.4f}{m['plcc']:>8.4f}{m['krcc']:>8.4f}"
-            for split, m in results.items()]
+  lines += [
+    f"{split:<12}{m['srcc']:>8.4f}{m['plcc']:>8.4f}{m['krcc']:>8.4f}"
+    for split, m in results.items()
+  ]
   return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Losses of teacher training and distillation, masked for padded examples."""
+
 import jax.numpy as jnp
 
 

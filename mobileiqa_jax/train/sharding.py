@@ -6,10 +6,12 @@ optional `model` axis splits large kernels (the MAL attention linears reach
 The rule depends only on a leaf's shape, so parameters, Adam moments and
 checkpoints restored onto the mesh all agree without name tables.
 """
+
 import jax
-import numpy as np
 from jax.experimental import mesh_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
 
 DATA, MODEL = "data", "model"
 
@@ -43,8 +45,9 @@ def tree_shardings(abstract_tree, mesh: Mesh, min_elements: int = 2**18):
   """NamedShardings for every leaf of an (abstract) tree under the rule above."""
   model_axis = mesh.shape[MODEL]
   return jax.tree.map(
-      lambda leaf: NamedSharding(mesh, leaf_spec(np.shape(leaf), model_axis, min_elements)),
-      abstract_tree)
+    lambda leaf: NamedSharding(mesh, leaf_spec(np.shape(leaf), model_axis, min_elements)),
+    abstract_tree,
+  )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -59,5 +62,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def global_batch(local_batch: dict, mesh: Mesh) -> dict:
   """This process's part of the batch -> global arrays sharded over `data`."""
   sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in local_batch.items()}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+    for k, v in local_batch.items()
+  }

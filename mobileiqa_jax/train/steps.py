@@ -1,4 +1,5 @@
 """The training state and the jitted steps: train (teacher or distillation) and eval."""
+
 import functools
 from typing import Any
 
@@ -14,6 +15,7 @@ from mobileiqa_jax.train import losses
 @flax.struct.dataclass
 class TrainState:
   """Everything a resumed run needs besides the data iterator."""
+
   step: jax.Array
   params: Any
   batch_stats: Any
@@ -31,9 +33,13 @@ def init_state(model, tx, rng, image_shape, variables=None) -> TrainState:
   if variables is None:
     variables = model.init(init_rng, jnp.zeros(image_shape, jnp.float32))
   params = variables["params"]
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
-                    rng=state_rng)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get("batch_stats", {}),
+    opt_state=tx.init(params),
+    rng=state_rng,
+  )
 
 
 def abstract_state(model, tx, rng, image_shape) -> TrainState:
@@ -58,9 +64,18 @@ def _resize(images, size):
   return jax.image.resize(images, (images.shape[0], *size, images.shape[3]), "bicubic")
 
 
-def compute_gradients(state: TrainState, batch, teacher_variables, *, model, loss_kind: str,
-                      loss_weights, teacher=None, teacher_size=None,
-                      accumulation_steps: int = 1):
+def compute_gradients(
+  state: TrainState,
+  batch,
+  teacher_variables,
+  *,
+  model,
+  loss_kind: str,
+  loss_weights,
+  teacher=None,
+  teacher_size=None,
+  accumulation_steps: int = 1,
+):
   """Gradients of the loss over a global batch, accumulated over
   `accumulation_steps` micro-batches (scanned, so memory is one micro-batch's).
 
@@ -76,14 +91,19 @@ def compute_gradients(state: TrainState, batch, teacher_variables, *, model, los
 
   def micro_loss(params, batch_stats, micro, rng):
     (scores, taps), updates = model.apply(
-        {"params": params, "batch_stats": batch_stats}, micro["image"], train=True,
-        rngs={"dropout": rng}, mutable=["batch_stats"])
+      {"params": params, "batch_stats": batch_stats},
+      micro["image"],
+      train=True,
+      rngs={"dropout": rng},
+      mutable=["batch_stats"],
+    )
     teacher_taps = None
     if teacher is not None:
       _, teacher_taps = teacher.apply(teacher_variables, _resize(micro["image"], teacher_size))
       teacher_taps = jax.lax.stop_gradient(teacher_taps)
-    total, terms = losses.student_loss(loss_kind, loss_weights, scores, micro["label"],
-                                       micro["valid"], taps, teacher_taps)
+    total, terms = losses.student_loss(
+      loss_kind, loss_weights, scores, micro["label"], micro["valid"], taps, teacher_taps
+    )
     return total, (terms, updates["batch_stats"])
 
   grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
@@ -93,24 +113,36 @@ def compute_gradients(state: TrainState, batch, teacher_variables, *, model, los
     return grads, batch_stats, loss, terms
 
   micro_batches = jax.tree.map(
-      lambda x: x.reshape(accumulation_steps, x.shape[0] // accumulation_steps, *x.shape[1:]),
-      batch)
+    lambda x: x.reshape(accumulation_steps, x.shape[0] // accumulation_steps, *x.shape[1:]), batch
+  )
 
   def accumulate(carry, inputs):
     grads_sum, loss_sum, terms_sum, batch_stats = carry
     micro, index = inputs
     (loss, (terms, batch_stats)), grads = grad_fn(
-        state.params, batch_stats, micro, jax.random.fold_in(step_rng, index))
-    carry = (jax.tree.map(jnp.add, grads_sum, grads), loss_sum + loss,
-             jax.tree.map(jnp.add, terms_sum, terms), batch_stats)
+      state.params, batch_stats, micro, jax.random.fold_in(step_rng, index)
+    )
+    carry = (
+      jax.tree.map(jnp.add, grads_sum, grads),
+      loss_sum + loss,
+      jax.tree.map(jnp.add, terms_sum, terms),
+      batch_stats,
+    )
     return carry, None
 
-  zero_terms = {k: jnp.zeros((), jnp.float32) for k in
-                (["score", "dof", "levels"] if teacher is not None else ["score"])}
-  init = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32), zero_terms,
-          state.batch_stats)
+  zero_terms = {
+    k: jnp.zeros((), jnp.float32)
+    for k in (["score", "dof", "levels"] if teacher is not None else ["score"])
+  }
+  init = (
+    jax.tree.map(jnp.zeros_like, state.params),
+    jnp.zeros((), jnp.float32),
+    zero_terms,
+    state.batch_stats,
+  )
   (grads, loss, terms, batch_stats), _ = jax.lax.scan(
-      accumulate, init, (micro_batches, jnp.arange(accumulation_steps)))
+    accumulate, init, (micro_batches, jnp.arange(accumulation_steps))
+  )
   scale = 1.0 / accumulation_steps
   grads = jax.tree.map(lambda g: g * scale, grads)
   return grads, batch_stats, loss * scale, jax.tree.map(lambda t: t * scale, terms)
@@ -121,22 +153,27 @@ def apply_gradients(state: TrainState, grads, batch_stats, loss, terms, *, tx, s
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {
-      "loss": loss,
-      **{f"loss_{k}": v for k, v in terms.items()},
-      "grad_norm": optax.global_norm(grads),
-      "param_norm": optax.global_norm(params),
-      "learning_rate": schedule(state.step),
+    "loss": loss,
+    **{f"loss_{k}": v for k, v in terms.items()},
+    "grad_norm": optax.global_norm(grads),
+    "param_norm": optax.global_norm(params),
+    "learning_rate": schedule(state.step),
   }
-  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                            opt_state=opt_state)
+  new_state = state.replace(
+    step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+  )
   return new_state, metrics
 
 
 def train_step(state: TrainState, batch, teacher_variables, *, tx, schedule, **loss_kwargs):
   """One optimiser step over a global batch: `compute_gradients` then
   `apply_gradients` (keyword arguments as theirs)."""
-  return apply_gradients(state, *compute_gradients(state, batch, teacher_variables, **loss_kwargs),
-                         tx=tx, schedule=schedule)
+  return apply_gradients(
+    state,
+    *compute_gradients(state, batch, teacher_variables, **loss_kwargs),
+    tx=tx,
+    schedule=schedule,
+  )
 
 
 def eval_step(variables, batch, *, model):
@@ -161,20 +198,29 @@ class JitTrainStep:
   donated.
   """
 
-  def __init__(self, state_shardings, batch_sharding, teacher_shardings, *, tx, schedule,
-               **loss_kwargs):
+  def __init__(
+    self, state_shardings, batch_sharding, teacher_shardings, *, tx, schedule, **loss_kwargs
+  ):
     # The gradient program reads no optimiser state: pass it a state without
     # one, so that it stays out of the program's arguments.
     grad_state_shardings = state_shardings.replace(opt_state=None)
     self._gradients = xla_options.jit(
-        functools.partial(compute_gradients, **loss_kwargs),
-        in_shardings=(grad_state_shardings, batch_sharding, teacher_shardings),
-        out_shardings=(state_shardings.params, state_shardings.batch_stats, None, None))
+      functools.partial(compute_gradients, **loss_kwargs),
+      in_shardings=(grad_state_shardings, batch_sharding, teacher_shardings),
+      out_shardings=(state_shardings.params, state_shardings.batch_stats, None, None),
+    )
     self._update = xla_options.jit(
-        functools.partial(apply_gradients, tx=tx, schedule=schedule),
-        in_shardings=(state_shardings, state_shardings.params, state_shardings.batch_stats,
-                      None, None),
-        out_shardings=(state_shardings, None), donate_argnums=(0,))
+      functools.partial(apply_gradients, tx=tx, schedule=schedule),
+      in_shardings=(
+        state_shardings,
+        state_shardings.params,
+        state_shardings.batch_stats,
+        None,
+        None,
+      ),
+      out_shardings=(state_shardings, None),
+      donate_argnums=(0,),
+    )
 
   @staticmethod
   def _run(gradients, update, state, batch, teacher_variables):

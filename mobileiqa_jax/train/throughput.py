@@ -6,25 +6,31 @@ synthetic data and weights, and reports images/s and the process's peak
 resident memory while stepping. `mobileiqa_jax.benchmark` registers it as
 its training rows, each in a fresh process.
 """
+
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax import benchmark
-from mobileiqa_jax import models
-from mobileiqa_jax.train import defaults
-from mobileiqa_jax.train import optim
-from mobileiqa_jax.train import sharding
-from mobileiqa_jax.train import steps
+from mobileiqa_jax import benchmark, models
+from mobileiqa_jax.train import defaults, optim, sharding, steps
 
 # kind -> (trained network, frozen teacher or None)
 KINDS = {"teacher": ("teacher", None), "distill": ("student", "teacher")}
 
 
-def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch: int = 2,
-            height: int = 512, width: int = 512, **model_overrides) -> dict:
+def measure(
+  kind: str,
+  repeats: int,
+  warmup: int,
+  smoke: bool = False,
+  *,
+  batch: int = 2,
+  height: int = 512,
+  width: int = 512,
+  **model_overrides,
+) -> dict:
   """Seconds per optimiser step of teacher training or distillation.
 
   Args:
@@ -46,9 +52,11 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
   model = models.create(trained, **model_overrides)
   teacher = models.create(frozen, **model_overrides) if frozen else None
   data_rng = np.random.default_rng(0)
-  batch_data = {"image": data_rng.standard_normal((batch, height, width, 3)).astype(np.float32),
-                "label": data_rng.uniform(size=batch).astype(np.float32),
-                "valid": np.ones(batch, bool)}
+  batch_data = {
+    "image": data_rng.standard_normal((batch, height, width, 3)).astype(np.float32),
+    "label": data_rng.uniform(size=batch).astype(np.float32),
+    "valid": np.ones(batch, bool),
+  }
   config = defaults.base_config("synthetic", runlocal=False)
   tx, schedule = optim.create(config.optimizer, steps_per_epoch=100, total_steps=1000)
   mesh = sharding.make_mesh(1, jax.devices()[:1])
@@ -57,8 +65,7 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
   # Parameters do not depend on the input size; a small image traces faster.
   image = jnp.zeros((1, 64, 64, 3), jnp.float32)
   rng = jax.random.PRNGKey(0)
-  state_shardings = sharding.tree_shardings(
-      steps.abstract_state(model, tx, rng, image.shape), mesh)
+  state_shardings = sharding.tree_shardings(steps.abstract_state(model, tx, rng, image.shape), mesh)
   state = steps.create_state(model, tx, rng, image.shape, None, state_shardings)
   teacher_variables, teacher_shardings = {}, {}
   if teacher is not None:
@@ -69,11 +76,22 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
     teacher_variables = jax.jit(init, out_shardings=teacher_shardings)(rng)
     del init
   batch_data = sharding.global_batch(batch_data, mesh)
-  weights = {"score": config.loss.score_weight, "dof": config.loss.dof_weight,
-             "levels": config.loss.levels_weight}
-  step = steps.jit_train_step(state_shardings, sharding.batch_sharding(mesh), teacher_shardings,
-                              model=model, tx=tx, schedule=schedule, loss_kind="mse",
-                              loss_weights=weights, teacher=teacher)
+  weights = {
+    "score": config.loss.score_weight,
+    "dof": config.loss.dof_weight,
+    "levels": config.loss.levels_weight,
+  }
+  step = steps.jit_train_step(
+    state_shardings,
+    sharding.batch_sharding(mesh),
+    teacher_shardings,
+    model=model,
+    tx=tx,
+    schedule=schedule,
+    loss_kind="mse",
+    loss_weights=weights,
+    teacher=teacher,
+  )
 
   start = time.perf_counter()
   compiled = step.compile(state, batch_data, teacher_variables)
@@ -93,9 +111,18 @@ def measure(kind: str, repeats: int, warmup: int, smoke: bool = False, *, batch:
   if not np.isfinite(float(metrics["loss"])):
     raise FloatingPointError(f"{kind} step gave a non-finite loss")
   seconds = float(np.median(times))
-  return {"model": trained, "teacher": frozen, "batch": batch, "height": height, "width": width,
-          "compile_s": compile_s, "step_s": seconds, "steps_s": times,
-          "images_per_s": batch / seconds, "base_rss_bytes": base,
-          "peak_rss_bytes": benchmark.peak_rss_bytes(),
-          "peak_rss_includes_compile": not exact_peak,
-          "overrides": model_overrides}
+  return {
+    "model": trained,
+    "teacher": frozen,
+    "batch": batch,
+    "height": height,
+    "width": width,
+    "compile_s": compile_s,
+    "step_s": seconds,
+    "steps_s": times,
+    "images_per_s": batch / seconds,
+    "base_rss_bytes": base,
+    "peak_rss_bytes": benchmark.peak_rss_bytes(),
+    "peak_rss_includes_compile": not exact_peak,
+    "overrides": model_overrides,
+  }

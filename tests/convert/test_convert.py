@@ -1,4 +1,5 @@
 """Loading PyTorch and timm weights: the happy paths and every refusal."""
+
 import os
 import pickle
 import re
@@ -6,15 +7,13 @@ import subprocess
 import sys
 import zipfile
 
+from flax import traverse_util
 import jax
 import numpy as np
 import pytest
-from flax import traverse_util
 from safetensors.numpy import save_file
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import convert
-from mobileiqa_jax import models
+from mobileiqa_jax import checkpoints, convert, models
 from mobileiqa_jax.convert import torch_pickle
 from tests import torch_format
 from tests.conftest import REPO, random_variables
@@ -26,7 +25,7 @@ def _tiny_state_dict(name, seed=0):
   model = models.create(name)
   variables = random_variables(model, np.zeros((1, 64, 64, 3), np.float32), seed=seed)
   state = {}
-  for (collection, *path), value in traverse_util.flatten_dict(variables).items():
+  for (_, *path), value in traverse_util.flatten_dict(variables).items():
     state[torch_name(path)] = to_torch_layout(path[-1], value)
   return state, variables
 
@@ -34,10 +33,17 @@ def _tiny_state_dict(name, seed=0):
 def torch_name(path):
   """Our module path -> the original's name: '_<digits>' segments were list indices,
   except the first index of timm's 'stages_<i>', which is part of the name."""
-  modules = [re.sub(r"^stages\.(\d+)", r"stages_\1", re.sub(r"_(\d+)(?=_|$)", r".\1", m))
-             for m in path[:-1]]
-  leaf = {"kernel": "weight", "scale": "weight", "bias": "bias", "gamma": "gamma",
-          "mean": "running_mean", "var": "running_var"}[path[-1]]
+  modules = [
+    re.sub(r"^stages\.(\d+)", r"stages_\1", re.sub(r"_(\d+)(?=_|$)", r".\1", m)) for m in path[:-1]
+  ]
+  leaf = {
+    "kernel": "weight",
+    "scale": "weight",
+    "bias": "bias",
+    "gamma": "gamma",
+    "mean": "running_mean",
+    "var": "running_var",
+  }[path[-1]]
   return ".".join(modules + [leaf])
 
 
@@ -69,24 +75,39 @@ def test_student_parity_through_pickle_file(parity, tmp_path):
 
 def test_real_torch_save_is_read(tmp_path):
   torch = pytest.importorskip("torch")
-  state = {"a.weight": torch.arange(12.0).reshape(3, 4).t(), "b.num_batches_tracked": torch.tensor(3),
-           "c.bias": torch.rand(4).to(torch.bfloat16), "d": torch.rand(9)[2:5]}
+  state = {
+    "a.weight": torch.arange(12.0).reshape(3, 4).t(),
+    "b.num_batches_tracked": torch.tensor(3),
+    "c.bias": torch.rand(4).to(torch.bfloat16),
+    "d": torch.rand(9)[2:5],
+  }
   torch.save(state, tmp_path / "x.pt")
   loaded = torch_pickle.load(tmp_path / "x.pt")
   for k, v in state.items():
     np.testing.assert_array_equal(loaded[k].astype(np.float32), v.float().numpy())
 
 
-@pytest.mark.parametrize("name,backbone,prefix", [
-    ("student", "local_cnn", "local_cnn."), ("teacher", "global_vit", "global_vit.")])
+@pytest.mark.parametrize(
+  "name,backbone,prefix",
+  [("student", "local_cnn", "local_cnn."), ("teacher", "global_vit", "global_vit.")],
+)
 def test_timm_safetensors_backbone(name, backbone, prefix, parity, tmp_path, caplog):
   state = parity.state_dict(name)
-  timm_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+  timm_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
   # What timm's published files carry beyond features_only.
-  extras = ({"conv_head.weight": np.zeros((1280, 960, 1, 1), np.float32), "conv_head.bias": np.zeros(1280, np.float32),
-             "classifier.weight": np.zeros((1000, 1280), np.float32), "classifier.bias": np.zeros(1000, np.float32)}
-            if name == "student" else
-            {"head.fc.weight": np.zeros((1000, 1024), np.float32), "head.fc.bias": np.zeros(1000, np.float32)})
+  extras = (
+    {
+      "conv_head.weight": np.zeros((1280, 960, 1, 1), np.float32),
+      "conv_head.bias": np.zeros(1280, np.float32),
+      "classifier.weight": np.zeros((1000, 1280), np.float32),
+      "classifier.bias": np.zeros(1000, np.float32),
+    }
+    if name == "student"
+    else {
+      "head.fc.weight": np.zeros((1000, 1024), np.float32),
+      "head.fc.bias": np.zeros(1000, np.float32),
+    }
+  )
   path = tmp_path / "model.safetensors"
   save_file({**timm_state, **extras}, str(path))
   with caplog.at_level("INFO"):
@@ -94,7 +115,9 @@ def test_timm_safetensors_backbone(name, backbone, prefix, parity, tmp_path, cap
   assert "skipping" in caplog.text and ("classifier" in caplog.text or "head.fc" in caplog.text)
   assert set(loaded["params"]) == {backbone}
   reference = convert.from_torch(state, name)
-  jax.tree.map(np.testing.assert_array_equal, loaded["params"][backbone], reference["params"][backbone])
+  jax.tree.map(
+    np.testing.assert_array_equal, loaded["params"][backbone], reference["params"][backbone]
+  )
   # The backbone taps of a model whose heads are random still match the original.
   model = models.create(name)
   fresh = random_variables(model, np.zeros((1, 64, 64, 3), np.float32), seed=1)
@@ -135,7 +158,9 @@ def test_refuses_pickle_that_runs_code(tmp_path):
   path = tmp_path / "evil.pkl"
   with zipfile.ZipFile(path, "w") as archive:
     archive.writestr("evil/data.pkl", pickle.dumps({"a": _Evil()}, protocol=2))
-  with pytest.raises(torch_pickle.UnsafeCheckpointError, match="refusing to load '(posix|os).system'"):
+  with pytest.raises(
+    torch_pickle.UnsafeCheckpointError, match="refusing to load '(posix|os).system'"
+  ):
     torch_pickle.load(path)
 
 
@@ -147,8 +172,13 @@ def test_refuses_non_zip(tmp_path):
 
 
 def _cli(*args):
-  return subprocess.run([sys.executable, "-m", "mobileiqa_jax.convert", *args],
-                        capture_output=True, text=True, cwd=REPO, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "mobileiqa_jax.convert", *args],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    timeout=300,
+  )
 
 
 def test_cli_writes_checkpoint_and_nothing_on_failure(tmp_path):
@@ -157,15 +187,21 @@ def test_cli_writes_checkpoint_and_nothing_on_failure(tmp_path):
   torch_format.save(state, good)
   torch_format.save({k: v for k, v in state.items() if not k.startswith("LDA1.")}, bad)
 
-  result = _cli("--model", "student_tiny", "--torch-checkpoint", str(bad), "--out", str(tmp_path / "out_bad"))
+  result = _cli(
+    "--model", "student_tiny", "--torch-checkpoint", str(bad), "--out", str(tmp_path / "out_bad")
+  )
   assert result.returncode == 1 and "missing: params/LDA1/cnn1/kernel" in result.stderr
   assert not (tmp_path / "out_bad").exists()
 
-  result = _cli("--model", "student_tiny", "--torch-checkpoint", str(good), "--out", str(tmp_path / "out"))
+  result = _cli(
+    "--model", "student_tiny", "--torch-checkpoint", str(good), "--out", str(tmp_path / "out")
+  )
   assert result.returncode == 0, result.stderr
   module, loaded, metadata = checkpoints.load_model(tmp_path / "out")
   assert metadata["model"] == "student_tiny" and module.dim == 32
   jax.tree.map(np.testing.assert_array_equal, loaded, variables)
 
-  result = _cli("--model", "student_tiny", "--torch-checkpoint", str(good), "--out", str(tmp_path / "out"))
+  result = _cli(
+    "--model", "student_tiny", "--torch-checkpoint", str(good), "--out", str(tmp_path / "out")
+  )
   assert result.returncode == 1 and "exists" in result.stderr

@@ -1,11 +1,12 @@
 """Tiny fake copies of the public IQA sets, in their owners' file formats."""
+
 import csv
 import pathlib
 
 import numpy as np
 import openpyxl
-import scipy.io
 from PIL import Image
+import scipy.io
 
 
 def write_image(path: pathlib.Path, seed: int, size=(40, 30), fmt="JPEG") -> None:
@@ -50,8 +51,9 @@ def make_koniq10k(root: pathlib.Path) -> dict:
   root.mkdir(parents=True, exist_ok=True)
   with open(root / "koniq10k_distributions_sets.csv", "w", newline="") as file:
     writer = csv.writer(file)
-    writer.writerow(["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD",
-                     "MOS_zscore", "set"])
+    writer.writerow(
+      ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "MOS_zscore", "set"]
+    )
     for i, (split, value) in enumerate(zip(sets, mos)):
       name = f"{826373 + i}.jpg"
       writer.writerow([name, 1, 2, 3, 4, 5, 15, value, 0.5, value * 20, split])
@@ -68,8 +70,10 @@ def make_livec(root: pathlib.Path) -> dict:
   for i, name in enumerate(names):
     cells[i, 0] = np.array([name])
   scipy.io.savemat(root / "Data" / "AllImages_release.mat", {"AllImages_release": cells})
-  scipy.io.savemat(root / "Data" / "AllMOS_release.mat",
-                   {"AllMOS_release": np.asarray(mos, np.float64).reshape(1, -1)})
+  scipy.io.savemat(
+    root / "Data" / "AllMOS_release.mat",
+    {"AllMOS_release": np.asarray(mos, np.float64).reshape(1, -1)},
+  )
   for i, name in enumerate(names):
     folder = root / "Images" / ("trainingImages" if i < 7 else "")
     write_image(folder / name, seed=200 + i, fmt="BMP" if name.endswith(".bmp") else "JPEG")
@@ -80,10 +84,11 @@ def make_spaq(root: pathlib.Path, mos=None) -> dict:
   """10 images with MOS in 0..100, annotations in an .xlsx."""
   mos = [12.0, 25.0, 38.5, 41.0, 55.0, 63.0, 70.0, 78.0, 86.0, 94.0] if mos is None else mos
   names = [f"{i:05d}.jpg" for i in range(1, len(mos) + 1)]
-  write_xlsx(root / "Annotations" / "MOS_and_Image_attribute_scores.xlsx",
-             ["Image name", "MOS", "Brightness", "Colorfulness", "Contrast", "Noisiness",
-              "Sharpness"],
-             [[n, m, 50, 50, 50, 50, 50] for n, m in zip(names, mos)])
+  write_xlsx(
+    root / "Annotations" / "MOS_and_Image_attribute_scores.xlsx",
+    ["Image name", "MOS", "Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness"],
+    [[n, m, 50, 50, 50, 50, 50] for n, m in zip(names, mos)],
+  )
   for i, name in enumerate(names):
     write_image(root / "img" / name, seed=300 + i)
   return {"full": len(mos), "mos": mos}
@@ -93,17 +98,18 @@ def make_bid(root: pathlib.Path) -> dict:
   """10 images with grades in 0..5, grades in an .xlsx."""
   grades = [0.5, 1.0, 1.8, 2.2, 2.9, 3.1, 3.6, 4.0, 4.4, 4.8]
   rows = [[i, g, 0.7] for i, g in enumerate(grades, start=1)]
-  write_xlsx(root / "DatabaseGrades.xlsx", ["Image Number", "Average Subjective Grade", "std"],
-             rows)
+  write_xlsx(
+    root / "DatabaseGrades.xlsx", ["Image Number", "Average Subjective Grade", "std"], rows
+  )
   for i in range(1, len(grades) + 1):
     write_image(root / f"DatabaseImage{i:04d}.JPG", seed=400 + i)
   return {"full": 10, "mos": grades}
 
 
 MAKERS = {
-    "uhd_iqa": make_uhd_iqa,
-    "koniq10k": make_koniq10k,
-    "livec": make_livec,
-    "spaq": make_spaq,
-    "bid": make_bid,
+  "uhd_iqa": make_uhd_iqa,
+  "koniq10k": make_koniq10k,
+  "livec": make_livec,
+  "spaq": make_spaq,
+  "bid": make_bid,
 }

@@ -1,4 +1,5 @@
 """Each public-set builder on a tiny fake copy in its owner's format."""
+
 import csv
 import os
 import pathlib
@@ -8,11 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mobileiqa_jax.data import build
-from mobileiqa_jax.data import config
-from mobileiqa_jax.data import decode
-from mobileiqa_jax.data import labels
-from mobileiqa_jax.data import pipeline
+from mobileiqa_jax.data import build, config, decode, labels, pipeline
 from mobileiqa_jax.data.builders import common
 from tests.data import fakes
 
@@ -66,7 +63,8 @@ def test_random_split_is_seeded_80_20(built, name):
   names = {r["name"] for r in train} | {r["name"] for r in held_out}
   assert len(names) == total
   assert [r["name"] for r in pipeline.make_source(cfg, "validation")] == [
-      r["name"] for r in held_out]
+    r["name"] for r in held_out
+  ]
   cfg.split_seed += 1
   assert [r["name"] for r in pipeline.make_source(cfg, "train")] != [r["name"] for r in train]
 
@@ -150,15 +148,17 @@ def test_public_set_through_loader_with_workers(built):
   _, expected, data_dir = built["koniq10k"]
   cfg = _data_cfg("koniq10k", data_dir, "official")
   cfg.height, cfg.width, cfg.num_workers = 24, 32, 2
-  batches = list(pipeline.make_loader(cfg, "train", global_batch_size=2, train=True, seed=0,
-                                      num_epochs=1))
+  batches = list(
+    pipeline.make_loader(cfg, "train", global_batch_size=2, train=True, seed=0, num_epochs=1)
+  )
   # 7 training images: 3 batches of 2, cut to whole rounds of one per worker.
   assert len(batches) == 2
   assert batches[0]["image"].shape == (2, 24, 32, 3)
   # Workers change who assembles a batch, not what is in it.
   cfg.num_workers = 0
-  alone = list(pipeline.make_loader(cfg, "train", global_batch_size=2, train=True, seed=0,
-                                    num_epochs=1))
+  alone = list(
+    pipeline.make_loader(cfg, "train", global_batch_size=2, train=True, seed=0, num_epochs=1)
+  )
   for with_workers, without in zip(batches, alone):
     np.testing.assert_array_equal(with_workers["label"], without["label"])
     np.testing.assert_array_equal(with_workers["image"], without["image"])
@@ -167,9 +167,23 @@ def test_public_set_through_loader_with_workers(built):
 def test_build_command(tmp_path):
   fakes.make_bid(tmp_path / "manual")
   result = subprocess.run(
-      [sys.executable, "-m", "mobileiqa_jax.data.build", "--dataset", "bid",
-       "--manual_dir", str(tmp_path / "manual"), "--data_dir", str(tmp_path / "tfds")],
-      cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-      timeout=120, check=False)
+    [
+      sys.executable,
+      "-m",
+      "mobileiqa_jax.data.build",
+      "--dataset",
+      "bid",
+      "--manual_dir",
+      str(tmp_path / "manual"),
+      "--data_dir",
+      str(tmp_path / "tfds"),
+    ],
+    cwd=REPO,
+    env={**os.environ, "PYTHONPATH": str(REPO)},
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "bid full: 10 examples" in result.stdout

@@ -1,10 +1,9 @@
 """'Your own data': a CSV of paths and MOS values becomes a dataset."""
+
 import numpy as np
 import pytest
 
-from mobileiqa_jax.data import config
-from mobileiqa_jax.data import labels
-from mobileiqa_jax.data import pipeline
+from mobileiqa_jax.data import config, labels, pipeline
 from tests.data import fakes
 
 
@@ -30,8 +29,10 @@ def images(tmp_path):
 
 
 def test_official_split_column_and_range_scaling(images):
-  rows = [(f"imgs/{i}.jpg", 1 + i * 0.4, "train" if i < 6 else "val" if i < 8 else "test")
-          for i in range(10)]
+  rows = [
+    (f"imgs/{i}.jpg", 1 + i * 0.4, "train" if i < 6 else "val" if i < 8 else "test")
+    for i in range(10)
+  ]
   cfg = _cfg(_write(images, rows), split="official", csv_mos_range=(1.0, 5.0))
   train = pipeline.make_source(cfg, "train")
   assert [len(pipeline.make_source(cfg, s)) for s in ("train", "validation", "test")] == [6, 2, 2]

@@ -1,4 +1,5 @@
 """Decoding every image mode the pipeline may meet into upright RGB uint8."""
+
 import io
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The grain loaders: preprocessing, sharding, padding, determinism, resumption."""
+
 import os
 import pathlib
 import socket
@@ -9,9 +10,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from mobileiqa_jax.data import config
-from mobileiqa_jax.data import pipeline
-from mobileiqa_jax.data import preprocess
+from mobileiqa_jax.data import config, pipeline, preprocess
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 NUM_ROWS = 23  # prime, so no batch size divides it
@@ -50,8 +49,9 @@ def test_batch_format_and_normalisation(labelled_csv):
   assert batch["label"].dtype == np.float32 and batch["valid"].dtype == np.bool_
   row = _rows(batch["label"][:1])[0]
   value = (10 * row) % 256
-  expected = ((np.array([255, value, value]) / 255 - preprocess.IMAGENET_MEAN)
-              / preprocess.IMAGENET_STD)
+  expected = (
+    np.array([255, value, value]) / 255 - preprocess.IMAGENET_MEAN
+  ) / preprocess.IMAGENET_STD
   np.testing.assert_allclose(batch["image"][0, 0, 0], expected, rtol=1e-5)
 
 
@@ -65,8 +65,9 @@ def test_training_flips_and_is_deterministic(labelled_csv):
   cfg = _cfg(labelled_csv, size=(12, 16))
 
   def first_epoch(seed):
-    loader = pipeline.make_loader(cfg, "train", global_batch_size=3, train=True, seed=seed,
-                                  num_epochs=1)
+    loader = pipeline.make_loader(
+      cfg, "train", global_batch_size=3, train=True, seed=seed, num_epochs=1
+    )
     return list(loader)
 
   a, b, c = first_epoch(1), first_epoch(1), first_epoch(2)
@@ -85,8 +86,7 @@ def test_resumed_iterator_yields_the_same_batches(labelled_csv, workers):
   cfg = _cfg(labelled_csv, workers=workers)
 
   def loader():
-    return pipeline.make_loader(cfg, "train", global_batch_size=2, train=True, seed=5,
-                                num_epochs=3)
+    return pipeline.make_loader(cfg, "train", global_batch_size=2, train=True, seed=5, num_epochs=3)
 
   uninterrupted = [b for b in iter(loader())]
   interrupted = iter(loader())
@@ -104,8 +104,10 @@ def test_resumed_iterator_yields_the_same_batches(labelled_csv, workers):
     return  # each worker batches its own slice, so batches straddle epochs
   # Epochs are reshuffled: the three epochs are not the same order.
   per_epoch = len(uninterrupted) // 3
-  orders = [_rows(np.concatenate([b["label"] for b in epoch]))
-            for epoch in (uninterrupted[:per_epoch], uninterrupted[per_epoch:2 * per_epoch])]
+  orders = [
+    _rows(np.concatenate([b["label"] for b in epoch]))
+    for epoch in (uninterrupted[:per_epoch], uninterrupted[per_epoch : 2 * per_epoch])
+  ]
   assert sorted(orders[0]) == sorted(orders[1]) and list(orders[0]) != list(orders[1])
 
 
@@ -115,8 +117,9 @@ def test_evaluation_pads_and_covers_every_example_once(labelled_csv, workers):
   cfg.split = "random"
   seen, batches = [], []
   for process in range(2):
-    loader = pipeline.make_loader(cfg, "test", global_batch_size=4, train=False, seed=0,
-                                  process_index=process, process_count=2)
+    loader = pipeline.make_loader(
+      cfg, "test", global_batch_size=4, train=False, seed=0, process_index=process, process_count=2
+    )
     out = list(loader)
     batches.append(len(out))
     assert all(b["label"].shape == (2,) for b in out)
@@ -131,8 +134,16 @@ def test_training_shards_are_disjoint(labelled_csv):
   cfg = _cfg(labelled_csv)
   shards = []
   for process in range(2):
-    loader = pipeline.make_loader(cfg, "train", global_batch_size=4, train=True, seed=0,
-                                  num_epochs=1, process_index=process, process_count=2)
+    loader = pipeline.make_loader(
+      cfg,
+      "train",
+      global_batch_size=4,
+      train=True,
+      seed=0,
+      num_epochs=1,
+      process_index=process,
+      process_count=2,
+    )
     shards.append(set(_rows(np.concatenate([b["label"] for b in loader]))))
   assert not shards[0] & shards[1]
   assert len(shards[0]) == len(shards[1]) == 8  # 18 rows: 9 per shard, 4 whole batches of 2
@@ -147,10 +158,24 @@ def _free_port() -> int:
 def test_two_jax_processes_read_disjoint_shards_covering_the_set(labelled_csv, tmp_path):
   port = _free_port()
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  procs = [subprocess.Popen([sys.executable, "-m", "tests.data.distributed_reader", str(port),
-                             str(i), str(labelled_csv), str(tmp_path / f"{i}.npz")],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        "-m",
+        "tests.data.distributed_reader",
+        str(port),
+        str(i),
+        str(labelled_csv),
+        str(tmp_path / f"{i}.npz"),
+      ],
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+    )
+    for i in range(2)
+  ]
   for proc in procs:
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output.decode()[-3000:]
@@ -173,17 +198,22 @@ def test_synthetic_default_through_the_loader():
   cfg.synthetic.height, cfg.synthetic.width = 40, 48
   cfg.height, cfg.width, cfg.num_workers = 32, 32, 0
   cfg.synthetic.num_validation = 5
-  batches = list(pipeline.make_loader(cfg, "validation", global_batch_size=4, train=False,
-                                      seed=0))
+  batches = list(pipeline.make_loader(cfg, "validation", global_batch_size=4, train=False, seed=0))
   assert [b["valid"].sum() for b in batches] == [4, 1]
   assert batches[0]["image"].shape == (4, 32, 32, 3)
   assert ((batches[0]["label"] >= 0) & (batches[0]["label"] <= 1)).all()
 
 
 def test_benchmark_smoke():
-  result = subprocess.run([sys.executable, "-m", "mobileiqa_jax.data.benchmark", "--smoke"],
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True, timeout=120, check=False)
+  result = subprocess.run(
+    [sys.executable, "-m", "mobileiqa_jax.data.benchmark", "--smoke"],
+    cwd=REPO,
+    env={**os.environ, "PYTHONPATH": str(REPO)},
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "pipeline:" in result.stdout and "synthetic generator:" in result.stdout
 
@@ -192,9 +222,16 @@ def test_global_batches_do_not_depend_on_process_count(labelled_csv):
   cfg = _cfg(labelled_csv)
 
   def batches(process_index, process_count):
-    loader = pipeline.make_loader(cfg, "train", global_batch_size=4, train=True, seed=3,
-                                  num_epochs=2, process_index=process_index,
-                                  process_count=process_count)
+    loader = pipeline.make_loader(
+      cfg,
+      "train",
+      global_batch_size=4,
+      train=True,
+      seed=3,
+      num_epochs=2,
+      process_index=process_index,
+      process_count=process_count,
+    )
     return [(b["label"], b["image"]) for b in loader]
 
   alone = batches(0, 1)

@@ -1,12 +1,9 @@
 """The generated IQA set: deterministic, well-labelled, learnable, not trivial."""
-import numpy as np
-from scipy import ndimage
-from scipy import stats
 
-from mobileiqa_jax.data.synthetic import distortions
-from mobileiqa_jax.data.synthetic import msssim
-from mobileiqa_jax.data.synthetic import scenes
-from mobileiqa_jax.data.synthetic import source
+import numpy as np
+from scipy import ndimage, stats
+
+from mobileiqa_jax.data.synthetic import distortions, msssim, scenes, source
 
 
 def test_deterministic_and_split_disjoint():
@@ -29,8 +26,9 @@ def test_ms_ssim_properties():
   clean = scenes.render_scene(np.random.default_rng(1), 128, 128)
   assert msssim.ms_ssim(clean, clean) == 1.0
   rng = np.random.default_rng(0)
-  scores = [msssim.ms_ssim(clean, distortions.gaussian_noise(clean, rng, s))
-            for s in (0.1, 0.5, 1.0)]
+  scores = [
+    msssim.ms_ssim(clean, distortions.gaussian_noise(clean, rng, s)) for s in (0.1, 0.5, 1.0)
+  ]
   assert scores[0] > scores[1] > scores[2]
 
 
@@ -52,8 +50,13 @@ def _features(image: np.ndarray) -> np.ndarray:
     magnitude = np.hypot(gx, gy)
     feats += [magnitude.mean(), np.percentile(magnitude, 90), np.percentile(magnitude, 99)]
   laplacian = ndimage.laplace(gray)
-  feats += [np.abs(laplacian).mean(), np.median(np.abs(laplacian)), gray.std(),
-            image.std(axis=2).mean() / 255.0, len(np.unique(image[..., 1])) / 256.0]
+  feats += [
+    np.abs(laplacian).mean(),
+    np.median(np.abs(laplacian)),
+    gray.std(),
+    image.std(axis=2).mean() / 255.0,
+    len(np.unique(image[..., 1])) / 256.0,
+  ]
   return np.log(np.asarray(feats) + 1e-4)
 
 
@@ -63,7 +66,7 @@ def test_learnable_but_not_trivial():
 
   def design(examples):
     x = np.stack([_features(e["image"]) for e in examples])
-    return np.concatenate([x, x ** 2, np.ones((len(x), 1))], axis=1)
+    return np.concatenate([x, x**2, np.ones((len(x), 1))], axis=1)
 
   x_train, x_test = design(train), design(test)
   mean, std = x_train.mean(0), x_train.std(0) + 1e-6
@@ -71,8 +74,9 @@ def test_learnable_but_not_trivial():
   x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
   y_train = np.asarray([e["label"] for e in train])
   y_test = np.asarray([e["label"] for e in test])
-  weights = np.linalg.solve(x_train.T @ x_train + 1.0 * np.eye(x_train.shape[1]),
-                            x_train.T @ y_train)
+  weights = np.linalg.solve(
+    x_train.T @ x_train + 1.0 * np.eye(x_train.shape[1]), x_train.T @ y_train
+  )
   srcc = stats.spearmanr(x_test @ weights, y_test).statistic
   # A few global statistics already rank quality well above chance...
   assert srcc > 0.5, srcc

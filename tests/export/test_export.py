@@ -1,17 +1,14 @@
 """TFLite export: every quantization and input kind, refusal, the command lines."""
+
 import json
 
 import jax
 import numpy as np
 import pytest
 
-from mobileiqa_jax import checkpoints
-from mobileiqa_jax import export
-from mobileiqa_jax import models
+from mobileiqa_jax import checkpoints, export, models
 from mobileiqa_jax.export import __main__ as export_main
-from mobileiqa_jax.export import benchmark
-from mobileiqa_jax.export import job
-from mobileiqa_jax.export import verify
+from mobileiqa_jax.export import benchmark, job, verify
 from mobileiqa_jax.train import defaults
 from tests.conftest import random_variables
 
@@ -45,15 +42,27 @@ def reference_scores(model, variables, images_uint8):
 
 
 # Each mode and each input kind; the command-line test adds float16 with uint8.
-@pytest.mark.parametrize("quantization,input_kind", [
-    ("float32", "float32"), ("float32", "uint8"), ("float16", "float32"), ("dynamic_int8", "uint8")])
+@pytest.mark.parametrize(
+  "quantization,input_kind",
+  [("float32", "float32"), ("float32", "uint8"), ("float16", "float32"), ("dynamic_int8", "uint8")],
+)
 def test_export_runs_in_litert_like_jax(tiny, tmp_path, quantization, input_kind):
   model, variables = tiny
   out = tmp_path / "tiny.tflite"
-  report = export.export_tflite(model, variables, out, HEIGHT, WIDTH, quantization, input_kind,
-                                model_name="student_tiny", samples=4)
-  print(f"{quantization}/{input_kind}: {out.stat().st_size / 2**20:.1f} MiB, "
-        f"{report['verification']}")
+  report = export.export_tflite(
+    model,
+    variables,
+    out,
+    HEIGHT,
+    WIDTH,
+    quantization,
+    input_kind,
+    model_name="student_tiny",
+    samples=4,
+  )
+  print(
+    f"{quantization}/{input_kind}: {out.stat().st_size / 2**20:.1f} MiB, {report['verification']}"
+  )
   assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.tflite"]
   assert json.loads((tmp_path / "tiny.json").read_text()) == report
   assert report["model"] == "student_tiny" and report["quantization"] == quantization
@@ -65,15 +74,19 @@ def test_export_runs_in_litert_like_jax(tiny, tmp_path, quantization, input_kind
 
   # Weights dominate the file: 4, 2 or 1 byte(s) per parameter.
   per_param = out.stat().st_size / checkpoints.count_params(variables["params"])
-  assert {"float32": 3.8, "float16": 1.9, "dynamic_int8": 0.9}[quantization] < per_param < {
-      "float32": 4.3, "float16": 2.3, "dynamic_int8": 1.3}[quantization]
+  assert (
+    {"float32": 3.8, "float16": 1.9, "dynamic_int8": 0.9}[quantization]
+    < per_param
+    < {"float32": 4.3, "float16": 2.3, "dynamic_int8": 1.3}[quantization]
+  )
 
   # Fresh images, and a reference that normalises on its own: this also checks
   # the normalisation baked into uint8 models.
   images = verify.sample_images(3, HEIGHT, WIDTH, seed=7)
   exported = verify.tflite_scores(out, verify.model_inputs(images, input_kind))
-  np.testing.assert_allclose(exported, reference_scores(model, variables, images),
-                             rtol=0, atol=TOLERANCE[quantization])
+  np.testing.assert_allclose(
+    exported, reference_scores(model, variables, images), rtol=0, atol=TOLERANCE[quantization]
+  )
 
 
 def test_int8_export_leaves_no_quantised_op_outside_xnnpack(tiny, tmp_path):
@@ -92,8 +105,13 @@ def test_int8_export_leaves_no_quantised_op_outside_xnnpack(tiny, tmp_path):
       delegated_in.update(op["inputs"])
       delegated_out.update(op["outputs"])
   # Ops outside the delegates are the ones whose outputs a delegate reads.
-  outside = [op for op in ops if op["op_name"] != "DELEGATE"
-             and set(op["outputs"]) & delegated_in and not set(op["outputs"]) & delegated_out]
+  outside = [
+    op
+    for op in ops
+    if op["op_name"] != "DELEGATE"
+    and set(op["outputs"]) & delegated_in
+    and not set(op["outputs"]) & delegated_out
+  ]
   assert {op["op_name"] for op in outside} <= {"CONCATENATION"}
   assert not [op for op in outside if any(dtypes.get(i) == np.int8 for i in op["inputs"])]
   quantised = [op for op in ops if any(dtypes.get(i) == np.int8 for i in op["inputs"])]
@@ -103,8 +121,16 @@ def test_int8_export_leaves_no_quantised_op_outside_xnnpack(tiny, tmp_path):
 def test_refused_export_leaves_no_file(micro, tmp_path):
   model, variables = micro
   with pytest.raises(export.VerificationError, match="refused to write") as error:
-    export.export_tflite(model, variables, tmp_path / "tiny.tflite", HEIGHT, WIDTH,
-                         "float32", float32_tolerance=-1.0, samples=1)
+    export.export_tflite(
+      model,
+      variables,
+      tmp_path / "tiny.tflite",
+      HEIGHT,
+      WIDTH,
+      "float32",
+      float32_tolerance=-1.0,
+      samples=1,
+    )
   assert error.value.comparison.max_abs_diff < 1e-4 and not error.value.comparison.passed
   assert list(tmp_path.iterdir()) == []
 
@@ -112,8 +138,9 @@ def test_refused_export_leaves_no_file(micro, tmp_path):
 def test_quantised_export_needs_samples_to_rank(tiny, tmp_path):
   model, variables = tiny
   with pytest.raises(ValueError, match="more sample images"):
-    export.export_tflite(model, variables, tmp_path / "t.tflite", HEIGHT, WIDTH,
-                         "dynamic_int8", samples=2)
+    export.export_tflite(
+      model, variables, tmp_path / "t.tflite", HEIGHT, WIDTH, "dynamic_int8", samples=2
+    )
   with pytest.raises(ValueError, match="unknown quantization"):
     export.export_tflite(model, variables, tmp_path / "t.tflite", HEIGHT, WIDTH, "int4")
   assert list(tmp_path.iterdir()) == []
@@ -129,13 +156,20 @@ def test_sample_images_are_deterministic_and_spread():
 def test_compare_judges_float32_by_difference_and_quantised_by_rank():
   reference = np.array([0.1, 0.2, 0.3, 0.4])
   shifted = reference + 0.05  # same order, large offset
-  assert not verify.compare(reference, shifted, "float32", float32_tolerance=1e-4, min_srcc=0.99).passed
+  assert not verify.compare(
+    reference, shifted, "float32", float32_tolerance=1e-4, min_srcc=0.99
+  ).passed
   assert verify.compare(reference, shifted, "float16", float32_tolerance=1e-4, min_srcc=0.99).passed
   swapped = reference[[1, 0, 2, 3]]
-  assert not verify.compare(reference, swapped, "dynamic_int8", float32_tolerance=1e-4,
-                            min_srcc=0.99).passed
-  assert verify.compare(reference, np.full(4, np.nan), "float32", float32_tolerance=1.0,
-                        min_srcc=0.0).passed is False
+  assert not verify.compare(
+    reference, swapped, "dynamic_int8", float32_tolerance=1e-4, min_srcc=0.99
+  ).passed
+  assert (
+    verify.compare(
+      reference, np.full(4, np.nan), "float32", float32_tolerance=1.0, min_srcc=0.0
+    ).passed
+    is False
+  )
 
 
 def test_parse_size():
@@ -150,9 +184,25 @@ def test_command_lines_export_a_checkpoint_and_time_it(micro, tmp_path, capsys):
   checkpoints.save_model(tmp_path / "ckpt", variables, "student_tiny", MICRO)
   out = tmp_path / "app" / "student.tflite"
   out.parent.mkdir()
-  assert export_main.main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(out),
-                           "--size", f"{HEIGHT}x{WIDTH}", "--quantization", "float16",
-                           "--input", "uint8", "--samples", "3"]) == 0
+  assert (
+    export_main.main(
+      [
+        "--checkpoint",
+        str(tmp_path / "ckpt"),
+        "--out",
+        str(out),
+        "--size",
+        f"{HEIGHT}x{WIDTH}",
+        "--quantization",
+        "float16",
+        "--input",
+        "uint8",
+        "--samples",
+        "3",
+      ]
+    )
+    == 0
+  )
   assert sorted(p.name for p in out.parent.iterdir()) == ["student.json", "student.tflite"]
   report = json.loads(out.with_suffix(".json").read_text())
   assert report["model"] == "student_tiny" and report["checkpoint"] == str(tmp_path / "ckpt")
@@ -175,8 +225,12 @@ def test_export_job_checks_on_a_dataset_split(micro, tmp_path):
   checkpoints.save_model(tmp_path / "ckpt", variables, "student_tiny", MICRO)
   config = defaults.base_config("synthetic", runlocal=True)
   config.data.height, config.data.width = HEIGHT, WIDTH
-  config.export.update(checkpoint=str(tmp_path / "ckpt"), quantization="dynamic_int8",
-                       verify_split="test", verify_limit=5)
+  config.export.update(
+    checkpoint=str(tmp_path / "ckpt"),
+    quantization="dynamic_int8",
+    verify_split="test",
+    verify_limit=5,
+  )
   report = job.export_from_config(config, str(tmp_path / "run"))
   assert report["verified_on"] == "synthetic test split, 5 images"
   assert report["verification"]["samples"] == 5
@@ -186,8 +240,9 @@ def test_export_job_checks_on_a_dataset_split(micro, tmp_path):
   assert (tmp_path / "run" / "student_dynamic_int8.tflite").exists()
 
   with pytest.raises(ValueError, match=r"uint8 \(N, 96, 128, 3\)"):
-    export.export_tflite(micro[0], variables, tmp_path / "x.tflite", HEIGHT, WIDTH,
-                         images=images[:, :50])
+    export.export_tflite(
+      micro[0], variables, tmp_path / "x.tflite", HEIGHT, WIDTH, images=images[:, :50]
+    )
   assert not (tmp_path / "x.tflite").exists()
   with pytest.raises(FileNotFoundError, match="missing is not a directory"):
     export.export_tflite(micro[0], variables, tmp_path / "missing" / "x.tflite", HEIGHT, WIDTH)
@@ -199,7 +254,15 @@ def test_full_size_student_float32(tmp_path):
   height, width = 1231, 1907
   model = models.create("student")
   variables = random_variables(model, np.zeros((1, height, width, 3), np.float32))
-  report = export.export_tflite(model, variables, tmp_path / "student.tflite", height, width,
-                                "float32", model_name="student", samples=1)
+  report = export.export_tflite(
+    model,
+    variables,
+    tmp_path / "student.tflite",
+    height,
+    width,
+    "float32",
+    model_name="student",
+    samples=1,
+  )
   print(f"full-size student: {report['file']['bytes'] / 2**20:.0f} MiB, {report['verification']}")
   assert report["verification"]["max_abs_diff"] <= 1e-4

@@ -8,6 +8,7 @@ jax.distributed through main's own flag handling: so the SLURM variables and
 the coordinator flags are shown to reach jax.distributed.initialize and
 connect the processes. The local launcher trains with two real processes.
 """
+
 import json
 import os
 import re
@@ -61,11 +62,13 @@ FAKE_PYTHON = f"""
 
 
 def _write_fake(path, body):
-  path.write_text(f"#!{sys.executable}\nimport json, os, shutil, subprocess, sys\n"
-                  "args = sys.argv[1:]\n"
-                  "with open(os.environ['FAKE_LOG'], 'a') as log:\n"
-                  "  log.write(json.dumps([os.path.basename(sys.argv[0])] + args) + '\\n')\n"
-                  + textwrap.dedent(body))
+  path.write_text(
+    f"#!{sys.executable}\nimport json, os, shutil, subprocess, sys\n"
+    "args = sys.argv[1:]\n"
+    "with open(os.environ['FAKE_LOG'], 'a') as log:\n"
+    "  log.write(json.dumps([os.path.basename(sys.argv[0])] + args) + '\\n')\n"
+    + textwrap.dedent(body)
+  )
   path.chmod(0o755)
 
 
@@ -74,29 +77,47 @@ def fakes(tmp_path):
   """(environment with the fakes first on PATH, function returning the recorded calls)."""
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
-  for name, body in (("gcloud", FAKE_GCLOUD), ("ssh", FAKE_SSH), ("srun", FAKE_SRUN),
-                     ("python", FAKE_PYTHON)):
+  for name, body in (
+    ("gcloud", FAKE_GCLOUD),
+    ("ssh", FAKE_SSH),
+    ("srun", FAKE_SRUN),
+    ("python", FAKE_PYTHON),
+  ):
     _write_fake(bin_dir / name, body)
   log = tmp_path / "calls.jsonl"
-  env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-         "FAKE_LOG": str(log), "FAKE_DIR": str(tmp_path), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+  env = {
+    **os.environ,
+    "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    "FAKE_LOG": str(log),
+    "FAKE_DIR": str(tmp_path),
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": "",
+  }
 
   def calls():
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
   return env, calls
 
 
 def launch(script, *args, env, timeout=120):
-  command = ["bash", str(LAUNCH / script)] if script.endswith(".sbatch") else [
-      sys.executable, str(LAUNCH / script)]
-  return subprocess.run([*command, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=timeout)
+  command = (
+    ["bash", str(LAUNCH / script)]
+    if script.endswith(".sbatch")
+    else [sys.executable, str(LAUNCH / script)]
+  )
+  return subprocess.run(
+    [*command, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+  )
 
 
 def printed(stdout):
   """The commands a launcher printed ('+ ' lines), each split into its arguments."""
-  return [shlex.split(line[2:].removesuffix(" &")) for line in stdout.splitlines()
-          if line.startswith("+ ")]
+  return [
+    shlex.split(line[2:].removesuffix(" &"))
+    for line in stdout.splitlines()
+    if line.startswith("+ ")
+  ]
 
 
 def probes(output):
@@ -116,8 +137,13 @@ def free_port():
 # TPU VM --------------------------------------------------------------------------------------
 
 TPU = ["--name=iqa", "--zone=us-central2-b"]
-TPU_UP = ["up", *TPU, "--accelerator=v4-32", f"--config={CONFIG}",
-          "--workdir=gs://bucket/runs/teacher"]
+TPU_UP = [
+  "up",
+  *TPU,
+  "--accelerator=v4-32",
+  f"--config={CONFIG}",
+  "--workdir=gs://bucket/runs/teacher",
+]
 
 
 def _gcloud_verbs(commands):
@@ -128,19 +154,29 @@ def _assert_tpu_commands(commands, *, create=True, delete=False):
   for command in commands:
     assert command[:4] == ["gcloud", "compute", "tpus", "tpu-vm"], command
     assert "--zone=us-central2-b" in command
-  verbs = ["describe", *(["create"] if create else []), "scp", "ssh", "ssh",
-           *(["delete"] if delete else [])]
+  verbs = [
+    "describe",
+    *(["create"] if create else []),
+    "scp",
+    "ssh",
+    "ssh",
+    *(["delete"] if delete else []),
+  ]
   assert _gcloud_verbs(commands) == verbs
   if create:
     assert {"--accelerator-type=v4-32", "--version=tpu-ubuntu2204-base"} <= set(commands[1])
-  scp, install, train = commands[1 + create:4 + create]
+  scp, install, train = commands[1 + create : 4 + create]
   # Everything on the workers runs on all of them at once.
   assert all("--worker=all" in c for c in (scp, install, train))
   assert "setup_worker.sh tpu" in install[-2]
   remote = shlex.split(train[-2].removeprefix("--command="))
-  main = remote[remote.index("mobileiqa_jax.main") + 1:]
-  assert main[:4] == [f"--config={CONFIG}", "--workdir=gs://bucket/runs/teacher", "--distributed",
-                      OVERRIDE]
+  main = remote[remote.index("mobileiqa_jax.main") + 1 :]
+  assert main[:4] == [
+    f"--config={CONFIG}",
+    "--workdir=gs://bucket/runs/teacher",
+    "--distributed",
+    OVERRIDE,
+  ]
   if delete:
     assert "--quiet" in commands[-1]
 
@@ -161,13 +197,18 @@ def test_tpu_runs_those_commands_and_ships_the_checkout(fakes, tmp_path):
   ran = calls()
   _assert_tpu_commands(ran)
   # The real run is the dry run's list, but for the archive's temporary path.
-  scrub = lambda cmds: [[re.sub(r"^/.*/mobileiqa-jax\.tar\.gz$", "ARCHIVE", a) for a in c]
-                        for c in cmds]
+  scrub = lambda cmds: [
+    [re.sub(r"^/.*/mobileiqa-jax\.tar\.gz$", "ARCHIVE", a) for a in c] for c in cmds
+  ]
   assert scrub(ran) == scrub(printed(dry.stdout))
   with tarfile.open(tmp_path / "archive.tar.gz") as tar:
     names = set(tar.getnames())
-  assert {"pyproject.toml", "mobileiqa_jax/main.py", "configs/teacher.py",
-          "launch/setup_worker.sh"} <= names
+  assert {
+    "pyproject.toml",
+    "mobileiqa_jax/main.py",
+    "configs/teacher.py",
+    "launch/setup_worker.sh",
+  } <= names
   assert not any(n.startswith((".git/", ".venv/")) or "__pycache__" in n for n in names)
 
 
@@ -194,29 +235,44 @@ def test_tpu_detached_run_logs_and_delete(fakes):
 
 # SLURM ---------------------------------------------------------------------------------------
 
+
 def _slurm_env(env):
-  return {**env, "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "2",
-          "SLURM_STEP_NODELIST": "localhost", "SLURM_JOB_NODELIST": "localhost",
-          "SLURM_GPUS_ON_NODE": "2", "JAX_COORDINATOR_PORT": str(free_port()),
-          "MOBILEIQA_PYTHON": str(LAUNCH.parent / "unused")}
+  return {
+    **env,
+    "SLURM_JOB_ID": "4242",
+    "SLURM_NTASKS": "2",
+    "SLURM_JOB_NUM_NODES": "2",
+    "SLURM_STEP_NODELIST": "localhost",
+    "SLURM_JOB_NODELIST": "localhost",
+    "SLURM_GPUS_ON_NODE": "2",
+    "JAX_COORDINATOR_PORT": str(free_port()),
+    "MOBILEIQA_PYTHON": str(LAUNCH.parent / "unused"),
+  }
 
 
 def test_slurm_batch_script_header_asks_one_task_per_node():
-  header = [l for l in (LAUNCH / "slurm.sbatch").read_text().splitlines()
-            if l.startswith("#SBATCH")]
+  lines = (LAUNCH / "slurm.sbatch").read_text().splitlines()
+  header = [line for line in lines if line.startswith("#SBATCH")]
   assert "#SBATCH --ntasks-per-node=1" in header
-  assert any(l.startswith("#SBATCH --gpus-per-node=") for l in header)
+  assert any(line.startswith("#SBATCH --gpus-per-node=") for line in header)
 
 
 def test_slurm_dry_run(fakes):
   env, calls = fakes
-  result = launch("slurm.sbatch", "--dry-run", CONFIG, "/shared/runs/x", OVERRIDE,
-                  env=_slurm_env(env))
+  result = launch(
+    "slurm.sbatch", "--dry-run", CONFIG, "/shared/runs/x", OVERRIDE, env=_slurm_env(env)
+  )
   assert result.returncode == 0, result.stderr
   (command,) = printed(result.stdout)
   assert command[:3] == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
-  assert command[4:] == ["-m", "mobileiqa_jax.main", f"--config={CONFIG}",
-                         "--workdir=/shared/runs/x", "--distributed", OVERRIDE]
+  assert command[4:] == [
+    "-m",
+    "mobileiqa_jax.main",
+    f"--config={CONFIG}",
+    "--workdir=/shared/runs/x",
+    "--distributed",
+    OVERRIDE,
+  ]
   assert "devices 0,1 per process" in result.stdout
   assert calls() == []
 
@@ -238,10 +294,19 @@ def test_slurm_tasks_join_one_runtime_with_all_gpus_each(fakes, tmp_path):
 
 # Plain hosts over ssh --------------------------------------------------------------------------
 
+
 def _hosts_args(tmp_path, port):
-  return ["--hosts=127.0.0.1,localhost", f"--port={port}", f"--config={CONFIG}",
-          f"--workdir={tmp_path / 'run'}", f"--remote-dir={REPO}",
-          f"--python={tmp_path / 'bin' / 'python'}", "--env=JAX_PLATFORMS=cpu", "--", OVERRIDE]
+  return [
+    "--hosts=127.0.0.1,localhost",
+    f"--port={port}",
+    f"--config={CONFIG}",
+    f"--workdir={tmp_path / 'run'}",
+    f"--remote-dir={REPO}",
+    f"--python={tmp_path / 'bin' / 'python'}",
+    "--env=JAX_PLATFORMS=cpu",
+    "--",
+    OVERRIDE,
+  ]
 
 
 def test_hosts_dry_run(fakes, tmp_path):
@@ -249,14 +314,21 @@ def test_hosts_dry_run(fakes, tmp_path):
   result = launch("hosts.py", "--dry-run", *_hosts_args(tmp_path, 8476), env=env)
   assert result.returncode == 0, result.stderr
   commands = printed(result.stdout)
-  assert [c[:4] for c in commands] == [["ssh", "-o", "BatchMode=yes", "127.0.0.1"],
-                                       ["ssh", "-o", "BatchMode=yes", "localhost"]]
+  assert [c[:4] for c in commands] == [
+    ["ssh", "-o", "BatchMode=yes", "127.0.0.1"],
+    ["ssh", "-o", "BatchMode=yes", "localhost"],
+  ]
   for i, command in enumerate(commands):
     remote = command[4]
-    main = shlex.split(remote)[shlex.split(remote).index("mobileiqa_jax.main") + 1:]
-    assert main == [f"--config={CONFIG}", f"--workdir={tmp_path / 'run'}",
-                    "--coordinator_address=127.0.0.1:8476", "--num_processes=2",
-                    f"--process_id={i}", OVERRIDE]
+    main = shlex.split(remote)[shlex.split(remote).index("mobileiqa_jax.main") + 1 :]
+    assert main == [
+      f"--config={CONFIG}",
+      f"--workdir={tmp_path / 'run'}",
+      "--coordinator_address=127.0.0.1:8476",
+      "--num_processes=2",
+      f"--process_id={i}",
+      OVERRIDE,
+    ]
   assert calls() == []
 
 
@@ -281,17 +353,29 @@ def test_hosts_one_failure_stops_the_others(fakes, tmp_path):
 
 # Local processes ------------------------------------------------------------------------------
 
+
 def test_local_dry_run(fakes):
   env, _ = fakes
-  result = launch("local.py", "--num-processes=3", "--devices-per-process=4", f"--config={CONFIG}",
-                  "--workdir=/tmp/x", "--port=1234", "--dry-run", "--", OVERRIDE, env=env)
+  result = launch(
+    "local.py",
+    "--num-processes=3",
+    "--devices-per-process=4",
+    f"--config={CONFIG}",
+    "--workdir=/tmp/x",
+    "--port=1234",
+    "--dry-run",
+    "--",
+    OVERRIDE,
+    env=env,
+  )
   assert result.returncode == 0, result.stderr
-  lines = [l for l in result.stdout.splitlines() if l.startswith("+ ")]
+  lines = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
   assert len(lines) == 3
   for i, line in enumerate(lines):
     assert "JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=4 " in line
-    assert line.endswith(f" --coordinator_address=127.0.0.1:1234 --num_processes=3 "
-                         f"--process_id={i} {OVERRIDE} &")
+    assert line.endswith(
+      f" --coordinator_address=127.0.0.1:1234 --num_processes=3 --process_id={i} {OVERRIDE} &"
+    )
 
 
 @pytest.mark.slow
@@ -299,8 +383,16 @@ def test_local_launcher_trains_with_two_processes(tmp_path):
   # main_test's settings, so the persistent compilation cache serves both.
   env = {**os.environ, "XLA_FLAGS": ""}
   workdir = tmp_path / "run"
-  result = launch("local.py", "--num-processes=2", f"--config={CONFIG}", f"--workdir={workdir}",
-                  "--", *SMALL, env=env, timeout=900)
+  result = launch(
+    "local.py",
+    "--num-processes=2",
+    f"--config={CONFIG}",
+    f"--workdir={workdir}",
+    "--",
+    *SMALL,
+    env=env,
+    timeout=900,
+  )
   assert result.returncode == 0, result.stdout[-5000:]
   assert "process 1 of 2" in result.stdout and "[0] " in result.stdout
   assert "2 processes" in result.stdout and "step 6/6" in result.stdout

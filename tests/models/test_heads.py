@@ -1,4 +1,5 @@
 """Unit tests for the head pieces where a reshape or index bug would hide."""
+
 import math
 
 import jax
@@ -31,7 +32,9 @@ def test_adaptive_pool_matches_definition(h, w):
 def test_adaptive_pool_divisible_is_plain_average_pool():
   x = np.random.default_rng(1).standard_normal((1, 44, 66, 2)).astype(np.float32)
   expected = x.reshape(1, 22, 2, 22, 3, 2).mean(axis=(2, 4))
-  np.testing.assert_allclose(heads.adaptive_avg_pool(jnp.asarray(x), 22), expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    heads.adaptive_avg_pool(jnp.asarray(x), 22), expected, rtol=1e-5, atol=1e-6
+  )
 
 
 def test_adaptive_pool_smaller_input_repeats_cells():
@@ -100,12 +103,12 @@ def mal_reference(variables, maps):
   pm = np.zeros((b, d, n * big_n), np.float32)  # 'b (w c) h -> b w (c h)', w=D, c=n
   for w in range(d):
     for c in range(n):
-      pm[:, w, c * big_n:(c + 1) * big_n] = t[:, w * n + c]
+      pm[:, w, c * big_n : (c + 1) * big_n] = t[:, w * n + c]
   feat, _ = attention_block_reference(p["feature_attention"], pm)
   back = np.zeros_like(t)  # 'b w (c h) -> b (w c) h'
   for w in range(d):
     for c in range(n):
-      back[:, w * n + c] = feat[:, w, c * big_n:(c + 1) * big_n]
+      back[:, w * n + c] = feat[:, w, c * big_n : (c + 1) * big_n]
   chan, _ = attention_block_reference(p["channel_attention"], t.transpose(0, 2, 1))
   r = ((back + chan.transpose(0, 2, 1)) / 2).reshape(b, n, d, big_n).mean(axis=1)
   return r.transpose(0, 2, 1).reshape(b, s, s, d)
@@ -113,8 +116,10 @@ def mal_reference(variables, maps):
 
 def _randomised_gamma(variables, rng):
   """gamma starts at 0, which would hide the self-attention path entirely."""
+
   def fix(path, x):
     return rng.uniform(0.2, 0.8, x.shape).astype(np.float32) if path[-1].key == "gamma" else x
+
   return jax.tree_util.tree_map_with_path(fix, variables)
 
 
@@ -132,8 +137,8 @@ def test_mal_keeps_batch_elements_apart():
   variables = _randomised_gamma(mal.init(jax.random.key(0), maps), np.random.default_rng(1))
   both = np.asarray(mal.apply(variables, maps))
   for i in range(2):
-    alone = np.asarray(mal.apply(variables, maps[:, i:i + 1]))
-    np.testing.assert_allclose(both[i:i + 1], alone, rtol=1e-5, atol=1e-5)
+    alone = np.asarray(mal.apply(variables, maps[:, i : i + 1]))
+    np.testing.assert_allclose(both[i : i + 1], alone, rtol=1e-5, atol=1e-5)
   # Changing one image's maps leaves the other's output untouched.
   changed = maps.copy()
   changed[:, 1] += 1.0
@@ -167,7 +172,7 @@ def test_pool_bands_rebuild_the_pooling_matrix(size, out):
   rebuilt = np.zeros((out, size), np.float32)
   for i, start in enumerate(starts):
     assert 0 <= start and start + weights.shape[1] <= size
-    rebuilt[i, start:start + weights.shape[1]] += weights[i]
+    rebuilt[i, start : start + weights.shape[1]] += weights[i]
   np.testing.assert_array_equal(rebuilt, heads.adaptive_pool_matrix(size, out))
 
 
@@ -191,8 +196,10 @@ def test_banded_adapter_equals_plain(h, w):
 def test_banded_adapter_gradients_equal_plain(bands):
   # Bands are recomputed in the backward pass; the gradients must not change.
   rng = np.random.default_rng(8)
-  args = [jnp.asarray(rng.standard_normal(shape).astype(np.float32))
-          for shape in ((2, 47, 30, 5), (5, 16), (16,))]
+  args = [
+    jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+    for shape in ((2, 47, 30, 5), (5, 16), (16,))
+  ]
   out_grad = jnp.asarray(rng.standard_normal((2, 22, 22, 16)).astype(np.float32))
 
   def grads(bands):
@@ -209,7 +216,10 @@ def test_level_adapter_keeps_conv_parameter_names_and_bands_exactly():
   banded = heads.LevelAdapter(grid=7, hidden=8, dim=4, band_threshold=0)
   variables = plain.init(jax.random.key(0), x)
   shapes = jax.tree.map(np.shape, variables["params"])
-  assert shapes == {"cnn1": {"kernel": (1, 1, 6, 8), "bias": (8,)},
-                    "cnn2": {"kernel": (1, 1, 8, 4), "bias": (4,)}}
-  np.testing.assert_allclose(banded.apply(variables, x), plain.apply(variables, x),
-                             rtol=1e-5, atol=1e-6)
+  assert shapes == {
+    "cnn1": {"kernel": (1, 1, 6, 8), "bias": (8,)},
+    "cnn2": {"kernel": (1, 1, 8, 4), "bias": (4,)},
+  }
+  np.testing.assert_allclose(
+    banded.apply(variables, x), plain.apply(variables, x), rtol=1e-5, atol=1e-6
+  )

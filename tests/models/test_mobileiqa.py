@@ -1,4 +1,5 @@
 """The assembled networks: presets, parameter counts, taps, training mode."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,9 +38,12 @@ def test_tiny_presets_train_and_eval(name):
   @jax.jit
   def train_apply(variables, rng):
     return model.apply(variables, x, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+
   (train_scores, _), updates = train_apply(variables, jax.random.key(1))
   assert not np.allclose(train_scores, scores)  # dropout and batch statistics are on
-  changed = jax.tree.map(lambda a, b: not np.allclose(a, b), updates["batch_stats"], variables["batch_stats"])
+  changed = jax.tree.map(
+    lambda a, b: not np.allclose(a, b), updates["batch_stats"], variables["batch_stats"]
+  )
   assert all(jax.tree.leaves(changed))
 
 
@@ -56,8 +60,9 @@ def test_bfloat16_compute_keeps_float32_params():
 def test_tflite_kernels_take_the_same_variables_and_agree(name):
   x = np.random.default_rng(1).standard_normal((1, 67, 90, 3)).astype(np.float32)
   xla, tflite = models.create(name), models.create(name, kernels="tflite")
-  assert (jax.tree.map(np.shape, jax.eval_shape(xla.init, jax.random.key(0), x))
-          == jax.tree.map(np.shape, jax.eval_shape(tflite.init, jax.random.key(0), x)))
+  assert jax.tree.map(np.shape, jax.eval_shape(xla.init, jax.random.key(0), x)) == jax.tree.map(
+    np.shape, jax.eval_shape(tflite.init, jax.random.key(0), x)
+  )
   variables = random_variables(xla, x)
   (a, taps_a), (b, taps_b) = jax.jit(xla.apply)(variables, x), jax.jit(tflite.apply)(variables, x)
   np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
@@ -77,13 +82,19 @@ def test_training_bands_change_neither_outputs_nor_gradients():
   def loss_and_grads(model):
     def loss(params):
       (scores, taps), updates = model.apply(
-          {"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
-          rngs={"dropout": jax.random.key(3)}, mutable=["batch_stats"])
+        {"params": params, "batch_stats": variables["batch_stats"]},
+        x,
+        train=True,
+        rngs={"dropout": jax.random.key(3)},
+        mutable=["batch_stats"],
+      )
       return jnp.sum(scores) + jnp.mean(jnp.square(taps["levels"])), updates
+
     return jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
 
-  ((loss_b, updates_b), grads_b), ((loss_w, updates_w), grads_w) = map(loss_and_grads,
-                                                                       (banded, whole))
+  ((loss_b, updates_b), grads_b), ((loss_w, updates_w), grads_w) = map(
+    loss_and_grads, (banded, whole)
+  )
   np.testing.assert_allclose(loss_b, loss_w, rtol=1e-5)
   for a, e in zip(jax.tree.leaves((updates_b, grads_b)), jax.tree.leaves((updates_w, grads_w))):
     np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5)

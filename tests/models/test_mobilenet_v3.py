@@ -1,9 +1,9 @@
 """MobileNetV3 against the PyTorch parity fixtures, plus a tiny-width smoke test."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import traverse_util
 
 from mobileiqa_jax.convert import naming
 from mobileiqa_jax.models import mobilenet_v3
@@ -57,8 +57,9 @@ def test_tiny_width_trains_at_odd_size():
 
   # One compiled call covers the odd-size shapes and the BatchNorm train path;
   # eval mode is covered by the parity tests.
-  features, updates = jax.jit(
-      lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(variables, x)
+  features, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(
+    variables, x
+  )
   # Every downsampling conv pads k // 2, so each level is ceil(previous / 2).
   heights, widths = [97], [131]
   for _ in TAPS:
@@ -68,6 +69,7 @@ def test_tiny_width_trains_at_odd_size():
   for i, name in enumerate(TAPS):
     assert features[name].shape == (2, heights[i + 1], widths[i + 1], channels[i])
     assert bool(jnp.all(jnp.isfinite(features[name])))
-  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)),
-                         variables["batch_stats"], updates["batch_stats"])
+  changed = jax.tree.map(
+    lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"], updates["batch_stats"]
+  )
   assert all(jax.tree.leaves(changed))

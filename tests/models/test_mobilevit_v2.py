@@ -1,4 +1,5 @@
 """MobileViTv2 backbone: parameter names, parity with timm, the patch resize."""
+
 import math
 
 import jax
@@ -34,8 +35,9 @@ def test_matches_timm_at_224(parity, teacher_variables):
     ref = reference[tap].transpose(0, 2, 3, 1)
     assert out[tap].shape == ref.shape, tap
     diff = float(np.max(np.abs(np.asarray(out[tap]) - ref)))
-    print(f"mobilevitv2_200 {tap} {ref.shape}: max|diff| {diff:.3g} "
-          f"(bound {max_diff_bound(ref):.3g})")
+    print(
+      f"mobilevitv2_200 {tap} {ref.shape}: max|diff| {diff:.3g} (bound {max_diff_bound(ref):.3g})"
+    )
     assert diff <= max_diff_bound(ref), tap
 
 
@@ -59,8 +61,9 @@ def _torch_bilinear(image, out_h, out_w, align_corners):
       x0 = int(sx)
       x1 = x0 + (x0 < in_w - 1)
       lx = sx - x0
-      out[oy, ox] = ((1 - ly) * ((1 - lx) * image[y0, x0] + lx * image[y0, x1])
-                     + ly * ((1 - lx) * image[y1, x0] + lx * image[y1, x1]))
+      out[oy, ox] = (1 - ly) * ((1 - lx) * image[y0, x0] + lx * image[y0, x1]) + ly * (
+        (1 - lx) * image[y1, x0] + lx * image[y1, x1]
+      )
   return out
 
 
@@ -71,8 +74,12 @@ def test_interpolate_bilinear_matches_pytorch(in_hw, align_corners):
   out_hw = (math.ceil(h / 2) * 2, math.ceil(w / 2) * 2)
   x = np.random.default_rng(1).standard_normal((2, h, w, 3)).astype(np.float32)
   got = np.asarray(mobilevit_v2.interpolate_bilinear(jnp.asarray(x), out_hw, align_corners))
-  want = np.stack([np.stack([_torch_bilinear(x[b, :, :, c], *out_hw, align_corners)
-                             for c in range(3)], -1) for b in range(2)])
+  want = np.stack(
+    [
+      np.stack([_torch_bilinear(x[b, :, :, c], *out_hw, align_corners) for c in range(3)], -1)
+      for b in range(2)
+    ]
+  )
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
@@ -92,8 +99,10 @@ def test_block_resizes_odd_map_up_and_keeps_it():
 
 def _expected_sizes(h, w):
   """Spatial sizes of the five taps: stride-2 convs, then round up to even."""
+
   def conv(n):
     return (n - 1) // 2 + 1
+
   sizes, n = [], (conv(h), conv(w))
   for i, stride in enumerate((1, 2, 2, 2, 2)):
     if stride == 2:
@@ -116,13 +125,16 @@ def test_tiny_variant_odd_size_batch_two():
     assert bool(jnp.all(jnp.isfinite(out[tap]))), tap
 
   train_out, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(
-      variables, x)
+    variables, x
+  )
   assert tree_shapes(updates["batch_stats"]) == tree_shapes(variables["batch_stats"])
   assert train_out["feature4"].shape == out["feature4"].shape
 
 
-@pytest.mark.parametrize("h,w,stride,band_values", [
-    (23, 9, 2, 40), (24, 9, 2, 40), (23, 9, 1, 40), (11, 6, 2, 1), (11, 6, 1, 1), (9, 5, 2, 10**6)])
+@pytest.mark.parametrize(
+  "h,w,stride,band_values",
+  [(23, 9, 2, 40), (24, 9, 2, 40), (23, 9, 1, 40), (11, 6, 2, 1), (11, 6, 1, 1), (9, 5, 2, 10**6)],
+)
 def test_banded_inverted_residual_equals_whole(monkeypatch, h, w, stride, band_values):
   # Bands of a few rows (odd and even heights, both strides, one-row bands,
   # a band taller than the map) against the block run whole.

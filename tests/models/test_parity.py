@@ -5,19 +5,18 @@ models compile with the options users get (`xla_options`), the
 recipe images are transposed to NHWC, and every stored tensor is compared:
 max|diff| <= 1e-4 * (1 + max|reference|). Run with -s to see the differences.
 """
+
 import functools
 
 import numpy as np
 import pytest
 
-from mobileiqa_jax import convert
-from mobileiqa_jax import models
-from mobileiqa_jax import xla_options
+from mobileiqa_jax import convert, models, xla_options
 from tests.conftest import max_diff_bound
 
 SIZES = {
-    "student": ["2x224x224", "1x384x512"],
-    "teacher": ["1x224x224", "2x224x224", "1x384x512"],
+  "student": ["2x224x224", "1x384x512"],
+  "teacher": ["1x224x224", "2x224x224", "1x384x512"],
 }
 CASES = [(m, s) for m, sizes in SIZES.items() for s in sizes]
 

@@ -4,24 +4,21 @@
 
 Saves the loss and parameters after the step for each mesh layout.
 """
-import functools
+
 import sys
 
+from flax import traverse_util
 import jax
 import numpy as np
-from flax import traverse_util
 
 from mobileiqa_jax import models
-from mobileiqa_jax.train import defaults
-from mobileiqa_jax.train import optim
-from mobileiqa_jax.train import sharding
-from mobileiqa_jax.train import steps
+from mobileiqa_jax.train import defaults, optim, sharding, steps
 from tests.conftest import random_variables
 
 LAYOUTS = {  # name -> (devices, model axis, min elements to split a kernel)
-    "one_device": (1, 1, 2**18),
-    # 8 devices: batch over 4, large kernels (and their Adam moments) split over 2.
-    "data4_model2": (8, 2, 1024),
+  "one_device": (1, 1, 2**18),
+  # 8 devices: batch over 4, large kernels (and their Adam moments) split over 2.
+  "data4_model2": (8, 2, 1024),
 }
 
 
@@ -30,8 +27,11 @@ def main(out):
   config = defaults.base_config("synthetic", runlocal=True)
   student, teacher = models.create("student_tiny"), models.create("teacher_tiny")
   rng = np.random.default_rng(0)
-  batch = {"image": rng.standard_normal((8, 64, 64, 3)).astype(np.float32),
-           "label": rng.uniform(size=8).astype(np.float32), "valid": np.ones(8, bool)}
+  batch = {
+    "image": rng.standard_normal((8, 64, 64, 3)).astype(np.float32),
+    "label": rng.uniform(size=8).astype(np.float32),
+    "valid": np.ones(8, bool),
+  }
   x = batch["image"][:1]
   student_variables = random_variables(student, x, seed=1)
   teacher_variables = random_variables(teacher, x, seed=2)
@@ -44,12 +44,24 @@ def main(out):
     teacher_shardings = sharding.tree_shardings(teacher_variables, mesh, min_elements)
     state = jax.device_put(state, state_shardings)
     step = steps.jit_train_step(
-        state_shardings, sharding.batch_sharding(mesh), teacher_shardings, model=student, tx=tx,
-        schedule=schedule, loss_kind="mse", loss_weights={"score": 1.0, "dof": 1.0, "levels": 1.0},
-        teacher=teacher)
-    new_state, metrics = step(state, sharding.global_batch(batch, mesh),
-                              jax.device_put(teacher_variables, teacher_shardings))
-    split = sum(len(s.sharding.spec) > 0 and any(s.sharding.spec) for s in jax.tree.leaves(new_state.params))
+      state_shardings,
+      sharding.batch_sharding(mesh),
+      teacher_shardings,
+      model=student,
+      tx=tx,
+      schedule=schedule,
+      loss_kind="mse",
+      loss_weights={"score": 1.0, "dof": 1.0, "levels": 1.0},
+      teacher=teacher,
+    )
+    new_state, metrics = step(
+      state,
+      sharding.global_batch(batch, mesh),
+      jax.device_put(teacher_variables, teacher_shardings),
+    )
+    split = sum(
+      len(s.sharding.spec) > 0 and any(s.sharding.spec) for s in jax.tree.leaves(new_state.params)
+    )
     print(f"{name}: loss {float(metrics['loss']):.8f}, {split} parameter arrays split over 'model'")
     flat = traverse_util.flatten_dict(jax.device_get(new_state.params), sep="/")
     results.update({f"{name}:{k}": np.asarray(v) for k, v in flat.items()})

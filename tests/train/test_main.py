@@ -5,6 +5,7 @@ One uninterrupted teacher run is the reference for the other runs (and the
 teacher of the distillation run), so every run here has the same shapes and
 the persistent compilation cache serves the repeats.
 """
+
 import json
 import os
 import shutil
@@ -24,13 +25,19 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 SMALL = [  # a few seconds a step on two cores
-    "--config.data.height=64", "--config.data.width=64",
-    "--config.data.synthetic.height=64", "--config.data.synthetic.width=64",
-    "--config.data.synthetic.num_train=48", "--config.data.synthetic.num_validation=16",
-    "--config.data.synthetic.num_test=16",
-    "--config.batch_size=8", "--config.eval_batch_size=8",
-    "--config.num_train_steps=6", "--config.checkpoint_every_steps=2",
-    "--config.eval_every_steps=3", "--config.log_every_steps=1",
+  "--config.data.height=64",
+  "--config.data.width=64",
+  "--config.data.synthetic.height=64",
+  "--config.data.synthetic.width=64",
+  "--config.data.synthetic.num_train=48",
+  "--config.data.synthetic.num_validation=16",
+  "--config.data.synthetic.num_test=16",
+  "--config.batch_size=8",
+  "--config.eval_batch_size=8",
+  "--config.num_train_steps=6",
+  "--config.checkpoint_every_steps=2",
+  "--config.eval_every_steps=3",
+  "--config.log_every_steps=1",
 ]
 TEACHER = ["--config=configs/teacher.py:runlocal", *SMALL]
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), "XLA_FLAGS": ""}
@@ -41,8 +48,9 @@ def main_command(workdir, *args):
 
 
 def run_main(workdir, *args, timeout=600):
-  result = subprocess.run(main_command(workdir, *args), cwd=REPO, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+  result = subprocess.run(
+    main_command(workdir, *args), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout
+  )
   assert result.returncode == 0, result.stderr[-5000:]
   return result
 
@@ -79,11 +87,23 @@ def _free_port():
 def run_processes(workdir, *args, count=2):
   """The main in `count` jax.distributed processes; their outputs."""
   port = _free_port()
-  procs = [subprocess.Popen(
-      main_command(workdir, *args, f"--coordinator_address=127.0.0.1:{port}",
-                   f"--num_processes={count}", f"--process_id={i}"),
-      cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(count)]
+  procs = [
+    subprocess.Popen(
+      main_command(
+        workdir,
+        *args,
+        f"--coordinator_address=127.0.0.1:{port}",
+        f"--num_processes={count}",
+        f"--process_id={i}",
+      ),
+      cwd=REPO,
+      env=ENV,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(count)
+  ]
   outputs = [p.communicate(timeout=900)[0] for p in procs]
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-5000:]
@@ -99,8 +119,9 @@ def test_two_processes_agree_with_one(teacher_run, tmp_path):
   # the float32 reductions, which sharding changes, and the log's five
   # decimals)...
   assert len(_losses(outputs[0])) == 6
-  np.testing.assert_allclose(_losses(outputs[0]), _losses(teacher_run[1].stderr),
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    _losses(outputs[0]), _losses(teacher_run[1].stderr), rtol=1e-4, atol=1e-5
+  )
   # ...and parameters: Adam divides by sqrt(v), which turns the last-bit
   # differences of near-zero gradients into visible ones, so the bound is
   # the size of a few learning-rate steps, not float32 epsilon.
@@ -116,8 +137,12 @@ def test_two_process_evaluation_equals_one(teacher_run, tmp_path):
   # of every batch and gather: the same scores, so the same metrics. (Metrics
   # of the two training runs above may not agree: this tiny model's scores
   # are near ties, whose ranks the parameters' last bits decide.)
-  evaluate = ["--config=configs/eval.py:runlocal", *SMALL[:7], "--config.eval_batch_size=8",
-              f"--config.eval.checkpoint={teacher_run[0]}"]
+  evaluate = [
+    "--config=configs/eval.py:runlocal",
+    *SMALL[:7],
+    "--config.eval_batch_size=8",
+    f"--config.eval.checkpoint={teacher_run[0]}",
+  ]
   run_main(tmp_path / "one", *evaluate)
   run_processes(tmp_path / "two", *evaluate)
   one, two = (json.loads((tmp_path / name / "eval.json").read_text()) for name in ("one", "two"))
@@ -127,11 +152,13 @@ def test_two_process_evaluation_equals_one(teacher_run, tmp_path):
 
 
 def _losses(log):
-  return [float(l.split(" loss ")[1].split()[0]) for l in log.splitlines() if " loss " in l]
+  return [
+    float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if " loss " in line
+  ]
 
 
 def _last_eval(log):
-  line = [l for l in log.splitlines() if "eval test at step" in l][-1]
+  line = [line for line in log.splitlines() if "eval test at step" in line][-1]
   words = line.split()
   return [float(words[words.index(k) + 1]) for k in ("SRCC", "PLCC", "KRCC")]
 
@@ -155,12 +182,24 @@ def test_killed_runs_resume_to_exactly_the_same_parameters(teacher_run, tmp_path
   latest = workdir / "checkpoints" / "latest"
   saving = lambda: latest.exists() and any("tmp" in p.name for p in latest.iterdir())
   # First kill: while the first checkpoint is being written.
-  proc = subprocess.Popen(main_command(workdir, *TEACHER), cwd=REPO, env=ENV,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    main_command(workdir, *TEACHER),
+    cwd=REPO,
+    env=ENV,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   _kill_when(proc, saving)
   # Second kill: after a complete checkpoint, mid-way through the run.
-  proc = subprocess.Popen(main_command(workdir, *TEACHER), cwd=REPO, env=ENV,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    main_command(workdir, *TEACHER),
+    cwd=REPO,
+    env=ENV,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   _kill_when(proc, lambda: (latest / "4").exists())
   result = run_main(workdir, *TEACHER)
   assert "resumed from" in result.stderr
@@ -171,8 +210,12 @@ def test_killed_runs_resume_to_exactly_the_same_parameters(teacher_run, tmp_path
 
 def test_distillation_then_evaluation(teacher_run, tmp_path):
   workdir = tmp_path / "student"
-  result = run_main(workdir, "--config=configs/distill.py:runlocal", *SMALL,
-                    f"--config.distill.teacher={teacher_run[0]}")
+  result = run_main(
+    workdir,
+    "--config=configs/distill.py:runlocal",
+    *SMALL,
+    f"--config.distill.teacher={teacher_run[0]}",
+  )
   assert "distilling from teacher" in result.stderr and "step 6/6" in result.stderr
   _, metadata = latest_params(workdir)
   assert metadata["model"] == "student_tiny"
@@ -191,9 +234,15 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(teacher_run, t
   workdir = tmp_path / "diverged"
   shutil.copytree(teacher_run[0], workdir)  # latest checkpoint: step 6
   result = subprocess.run(
-      main_command(workdir, *TEACHER, "--config.num_train_steps=9",
-                   "--config.optimizer.learning_rate=1e30"),
-      cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    main_command(
+      workdir, *TEACHER, "--config.num_train_steps=9", "--config.optimizer.learning_rate=1e30"
+    ),
+    cwd=REPO,
+    env=ENV,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert result.returncode != 0
   assert "NonFiniteLossError: non-finite loss" in result.stderr
   assert "the last good checkpoint is step 6" in result.stderr

@@ -1,4 +1,5 @@
 """The jitted steps: sharded equals single-device, losses, optimiser recipe."""
+
 import os
 import subprocess
 import sys
@@ -6,17 +7,25 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax.train import defaults
-from mobileiqa_jax.train import losses
-from mobileiqa_jax.train import optim
+from mobileiqa_jax.train import defaults, losses, optim
 from tests.conftest import REPO
 
 
 def test_distillation_step_on_8_devices_equals_one_device(tmp_path):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-         "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  result = subprocess.run([sys.executable, "-m", "tests.train.sharded_step", str(tmp_path / "r.npz")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  env = {
+    **os.environ,
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": str(REPO),
+  }
+  result = subprocess.run(
+    [sys.executable, "-m", "tests.train.sharded_step", str(tmp_path / "r.npz")],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert result.returncode == 0, result.stderr[-4000:]
   print(result.stdout)
   r = dict(np.load(tmp_path / "r.npz"))
@@ -35,12 +44,22 @@ def test_masked_losses_ignore_padding():
   predictions = jnp.array([0.5, 0.2, 9.0])
   labels = jnp.array([0.4, 0.4, 0.0])
   valid = jnp.array([True, True, False])
-  np.testing.assert_allclose(losses.masked_mean("mse", predictions, labels, valid), (0.01 + 0.04) / 2, rtol=1e-6)
-  np.testing.assert_allclose(losses.masked_mean("mae", predictions, labels, valid), (0.1 + 0.2) / 2, rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.masked_mean("mse", predictions, labels, valid), (0.01 + 0.04) / 2, rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    losses.masked_mean("mae", predictions, labels, valid), (0.1 + 0.2) / 2, rtol=1e-6
+  )
   taps = jnp.ones((5, 3, 2, 2, 4)).at[:, 2].set(100.0)  # (L, B, ...): the padded row is far off
-  total, terms = losses.student_loss("mse", {"score": 1.0, "dof": 2.0, "levels": 0.5}, predictions,
-                                     labels, valid, {"dof": taps[:3], "levels": taps},
-                                     {"dof": jnp.zeros((3, 3, 2, 2, 4)), "levels": jnp.zeros_like(taps)})
+  total, terms = losses.student_loss(
+    "mse",
+    {"score": 1.0, "dof": 2.0, "levels": 0.5},
+    predictions,
+    labels,
+    valid,
+    {"dof": taps[:3], "levels": taps},
+    {"dof": jnp.zeros((3, 3, 2, 2, 4)), "levels": jnp.zeros_like(taps)},
+  )
   assert float(terms["dof"]) == 1.0 and float(terms["levels"]) == 1.0
   np.testing.assert_allclose(total, 0.025 + 2.0 + 0.5, rtol=1e-6)
 

@@ -1,4 +1,5 @@
 """BID (Blurred Image Database): 586 photos with blur, grades 0..5."""
+
 from mobileiqa_jax.data import labels
 from mobileiqa_jax.data.builders import common
 
@@ -19,8 +20,10 @@ class Bid(common.IqaBuilder, skip_registration=True):
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   DESCRIPTION = "BID: 586 naturally blurred photos with average subjective grades (0..5)."
   HOMEPAGE = "https://www.lps.ufrj.br/profs/eduardo/ImageDatabase.htm"
-  CITATION = ("Ciancio, da Costa, da Silva, Said, Samadani, Obrador. No-Reference Blur "
-              "Assessment of Digital Pictures Based on Multifeature Classifiers. IEEE TIP 2011.")
+  CITATION = (
+    "Ciancio, da Costa, da Silva, Said, Samadani, Obrador. No-Reference Blur "
+    "Assessment of Digital Pictures Based on Multifeature Classifiers. IEEE TIP 2011."
+  )
 
   def read_entries(self, manual_dir):
     common.require(manual_dir, "the BID folder", _INSTRUCTIONS)
@@ -30,14 +33,18 @@ class Bid(common.IqaBuilder, skip_registration=True):
     for number, row in rows:
       where = f"{sheet} row {number}"
       try:
-        names.append("DatabaseImage%04d.JPG" % int(row[_NUMBER]))
+        names.append(f"DatabaseImage{int(row[_NUMBER]):04d}.JPG")
       except (TypeError, ValueError):
         raise ValueError(f"{where}: image number {row[_NUMBER]!r} is not an integer") from None
       wheres.append(f"{where} ({names[-1]})")
     mos = labels.check_range(
-        [common.parse_mos(row[_GRADE], where) for (_, row), where in zip(rows, wheres)],
-        0.0, 5.0, wheres)
+      [common.parse_mos(row[_GRADE], where) for (_, row), where in zip(rows, wheres)],
+      0.0,
+      5.0,
+      wheres,
+    )
     scaled = labels.min_max_scale(mos)
-    return [common.Entry(name=n, path=manual_dir / n, mos=float(m), label=float(s),
-                         split=common.FULL)
-            for n, m, s in zip(names, mos, scaled)]
+    return [
+      common.Entry(name=n, path=manual_dir / n, mos=float(m), label=float(s), split=common.FULL)
+      for n, m, s in zip(names, mos, scaled)
+    ]

@@ -8,19 +8,19 @@ Examples keep the metadata's order (shuffling is disabled), so a split's
 indices mean the same thing on every machine and the seeded random split is
 reproducible.
 """
+
 import abc
+from collections.abc import Iterable, Sequence
 import csv
 import dataclasses
 import logging
 import os
 import pathlib
-from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mobileiqa_jax.data import decode
-from mobileiqa_jax.data import labels
+from mobileiqa_jax.data import decode, labels
 
 # The single split of sets without an official one; 'all' is taken by TFDS.
 FULL = "full"
@@ -33,6 +33,7 @@ class MissingDataError(FileNotFoundError):
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """One image of a dataset, as its metadata describes it."""
+
   name: str
   path: pathlib.Path
   mos: float
@@ -58,8 +59,9 @@ def read_csv_rows(path: pathlib.Path, columns: Sequence[str]) -> list[tuple[int,
     return [(line, row) for line, row in enumerate(reader, start=2)]
 
 
-def read_xlsx_rows(path: pathlib.Path,
-                   columns: Sequence[str]) -> list[tuple[int, dict[str, object]]]:
+def read_xlsx_rows(
+  path: pathlib.Path, columns: Sequence[str]
+) -> list[tuple[int, dict[str, object]]]:
   """Reads the first sheet of an .xlsx as (row number, row) pairs.
 
   The first row is the header; reading stops at the first row whose first
@@ -125,20 +127,22 @@ class IqaBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.DESCRIPTION,
-        homepage=self.HOMEPAGE,
-        citation=self.CITATION,
-        features=tfds.features.FeaturesDict({
-            # The file's bytes as distributed: decoding (EXIF, CMYK, 16 bit)
-            # is the pipeline's job, and re-encoding would alter the pixels.
-            "image": tfds.features.Tensor(shape=(), dtype=np.object_),
-            "name": tfds.features.Text(),
-            "mos": tfds.features.Scalar(dtype=np.float32),
-            "label": tfds.features.Scalar(dtype=np.float32),
-        }),
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+      builder=self,
+      description=self.DESCRIPTION,
+      homepage=self.HOMEPAGE,
+      citation=self.CITATION,
+      features=tfds.features.FeaturesDict(
+        {
+          # The file's bytes as distributed: decoding (EXIF, CMYK, 16 bit)
+          # is the pipeline's job, and re-encoding would alter the pixels.
+          "image": tfds.features.Tensor(shape=(), dtype=np.object_),
+          "name": tfds.features.Text(),
+          "mos": tfds.features.Scalar(dtype=np.float32),
+          "label": tfds.features.Scalar(dtype=np.float32),
+        }
+      ),
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(),
     )
 
   @abc.abstractmethod
@@ -170,14 +174,18 @@ class IqaBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       except decode.BadImageError as error:
         if not self._skip_bad_images:
           raise decode.BadImageError(
-              f"{error}\n(pass skip_bad_images to leave such files out)") from error
+            f"{error}\n(pass skip_bad_images to leave such files out)"
+          ) from error
         logging.warning("skipping %s", error)
         skipped.append(entry.name)
         self.info.metadata["skipped_images"][split] = list(skipped)
         continue
-      yield entry.name, {
+      yield (
+        entry.name,
+        {
           "image": data,
           "name": entry.name,
           "mos": entry.mos,
           "label": entry.label,
-      }
+        },
+      )

@@ -1,4 +1,5 @@
 """UHD-IQA: 6,073 4K photos with quality MOS in 0..1 and an official split."""
+
 import pathlib
 
 from mobileiqa_jax.data import labels
@@ -13,9 +14,13 @@ calls it uhd-iqa-metadata.csv) and the images, in any subfolders (the release
 has challenge/training, challenge/validation, challenge/test)."""
 
 _SPLITS = {
-    "training": "train", "train": "train",
-    "validation": "validation", "val": "validation", "valid": "validation",
-    "test": "test", "testing": "test",
+  "training": "train",
+  "train": "train",
+  "validation": "validation",
+  "val": "validation",
+  "valid": "validation",
+  "test": "test",
+  "testing": "test",
 }
 _COLUMNS = ("image_name", "quality_mos", "set")
 
@@ -29,8 +34,9 @@ def _find_metadata(manual_dir: pathlib.Path) -> pathlib.Path:
       header = file.readline().strip().split(",")
     if all(c in header for c in _COLUMNS):
       return candidate
-  return common.require(preferred, "the UHD-IQA metadata CSV (image_name, quality_mos, set)",
-                        _INSTRUCTIONS)
+  return common.require(
+    preferred, "the UHD-IQA metadata CSV (image_name, quality_mos, set)", _INSTRUCTIONS
+  )
 
 
 class UhdIqa(common.IqaBuilder, skip_registration=True):
@@ -40,8 +46,10 @@ class UhdIqa(common.IqaBuilder, skip_registration=True):
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   DESCRIPTION = "UHD-IQA benchmark database: 6,073 UHD-1 (4K) photos rated for quality."
   HOMEPAGE = "https://database.mmsp-kn.de/uhd-iqa-benchmark-database.html"
-  CITATION = ("Hosu, Agnolucci, Wiedemann, Saupe et al. UHD-IQA Benchmark Database: "
-              "Pushing the Boundaries of Blind Photo Quality Assessment. ECCV Workshops 2024.")
+  CITATION = (
+    "Hosu, Agnolucci, Wiedemann, Saupe et al. UHD-IQA Benchmark Database: "
+    "Pushing the Boundaries of Blind Photo Quality Assessment. ECCV Workshops 2024."
+  )
   HAS_OFFICIAL_SPLIT = True
 
   def read_entries(self, manual_dir):

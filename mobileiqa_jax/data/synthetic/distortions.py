@@ -5,6 +5,7 @@ strength in [0, 1] (0 barely visible, 1 severe) and returns a new image.
 Spatial parameters scale with the image's size, so a strength means about
 the same visible damage at 256 px and at 4K.
 """
+
 import io
 
 import numpy as np
@@ -58,8 +59,11 @@ def resampling(image, rng, strength):
   h, w = image.shape[:2]
   factor = 1.0 + 7.0 * strength
   small = (max(2, int(w / factor)), max(2, int(h / factor)))
-  down, up = [(Image.BILINEAR, Image.NEAREST), (Image.BOX, Image.BILINEAR),
-              (Image.BICUBIC, Image.BICUBIC)][int(rng.integers(0, 3))]
+  down, up = [
+    (Image.BILINEAR, Image.NEAREST),
+    (Image.BOX, Image.BILINEAR),
+    (Image.BICUBIC, Image.BICUBIC),
+  ][int(rng.integers(0, 3))]
   pixels = Image.fromarray(_to_uint8(image)).resize(small, down).resize((w, h), up)
   return np.asarray(pixels).astype(np.float32) / 255.0
 
@@ -98,13 +102,13 @@ def quantisation(image, rng, strength):
 
 
 FAMILIES = {
-    "gaussian_blur": gaussian_blur,
-    "motion_blur": motion_blur,
-    "gaussian_noise": gaussian_noise,
-    "jpeg": jpeg,
-    "resampling": resampling,
-    "contrast": contrast,
-    "colour": colour,
-    "brightness": brightness,
-    "quantisation": quantisation,
+  "gaussian_blur": gaussian_blur,
+  "motion_blur": motion_blur,
+  "gaussian_noise": gaussian_noise,
+  "jpeg": jpeg,
+  "resampling": resampling,
+  "contrast": contrast,
+  "colour": colour,
+  "brightness": brightness,
+  "quantisation": quantisation,
 }

@@ -4,6 +4,7 @@ Used as the full-reference measure that labels the synthetic set. Channels
 are scored separately and averaged, so colour distortions (which leave the
 luminance alone) still lower the score.
 """
+
 import numpy as np
 
 # The standard five-scale exponents.
@@ -26,11 +27,11 @@ def _blur(x: np.ndarray) -> np.ndarray:
   w = x.shape[-1] - n
   rows = _TAPS[0] * x[..., 0:w]
   for k in range(1, _WINDOW):
-    rows += _TAPS[k] * x[..., k:k + w]
+    rows += _TAPS[k] * x[..., k : k + w]
   h = x.shape[-2] - n
   out = _TAPS[0] * rows[..., 0:h, :]
   for k in range(1, _WINDOW):
-    out += _TAPS[k] * rows[..., k:k + h, :]
+    out += _TAPS[k] * rows[..., k : k + h, :]
   return out
 
 
@@ -49,8 +50,7 @@ def halve(x: np.ndarray) -> np.ndarray:
   """2x2 average pooling over the last two axes, dropping an odd row/column."""
   h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
   x = x[..., :h, :w]
-  return 0.25 * (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2]
-                 + x[..., 1::2, 1::2])
+  return 0.25 * (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2])
 
 
 def ms_ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
@@ -71,8 +71,7 @@ def ms_ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
   if min(x.shape[1:]) < _WINDOW:
     raise ValueError(f"images must be at least {_WINDOW} pixels on each side, got {x.shape[1:]}")
   num_scales = 1
-  while (num_scales < len(WEIGHTS)
-         and min(x.shape[1:]) // 2 ** num_scales >= _WINDOW):
+  while num_scales < len(WEIGHTS) and min(x.shape[1:]) // 2**num_scales >= _WINDOW:
     num_scales += 1
   weights = np.asarray(WEIGHTS[:num_scales])
   weights = weights / weights.sum()

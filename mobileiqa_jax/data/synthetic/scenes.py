@@ -10,6 +10,7 @@ has to learn). Sizes are relative to the image, so a scene looks alike at
 256 px and at 4K; stripe periods are partly absolute, giving fine detail at
 every resolution.
 """
+
 import numpy as np
 from PIL import Image
 
@@ -20,8 +21,14 @@ def upsample(small: np.ndarray, height: int, width: int) -> np.ndarray:
   return np.asarray(image.resize((width, height), Image.BICUBIC))
 
 
-def fractal_noise(rng: np.random.Generator, height: int, width: int, beta: float,
-                  coarsest: int = 3, finest: int | None = None) -> np.ndarray:
+def fractal_noise(
+  rng: np.random.Generator,
+  height: int,
+  width: int,
+  beta: float,
+  coarsest: int = 3,
+  finest: int | None = None,
+) -> np.ndarray:
   """Zero-mean, unit-std noise with a power-law spectrum (sum of octaves).
 
   Args:
@@ -123,15 +130,18 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> np.ndarra
   """A clean scene as (height, width, 3) float32 in [0, 1]."""
   long_side = max(height, width)
   # Background: two colours blended by a smooth field, plus fine texture.
-  field = fractal_noise(rng, height, width, beta=_uniform(rng, 1.2, 2.0), coarsest=2,
-                        finest=16)
+  field = fractal_noise(rng, height, width, beta=_uniform(rng, 1.2, 2.0), coarsest=2, finest=16)
   blend = 1.0 / (1.0 + np.exp(-1.5 * field))
-  image = (_random_colour(rng)[None, None, :] * (1 - blend[..., None])
-           + _random_colour(rng)[None, None, :] * blend[..., None])
+  image = (
+    _random_colour(rng)[None, None, :] * (1 - blend[..., None])
+    + _random_colour(rng)[None, None, :] * blend[..., None]
+  )
   grain_amount = float(rng.choice([0.0, _uniform(rng, 0.02, 0.15)]))
   if grain_amount:
-    image *= 1.0 + grain_amount * fractal_noise(rng, height, width,
-                                                beta=_uniform(rng, 0.2, 1.0))[..., None]
+    image *= (
+      1.0
+      + grain_amount * fractal_noise(rng, height, width, beta=_uniform(rng, 0.2, 1.0))[..., None]
+    )
 
   num_shapes = rng.integers(4, 16)
   for _ in range(num_shapes):
@@ -146,9 +156,11 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     distance = _shape_distance(rng, kind, xx, yy, cx, cy, size)
     # Edge softness from crisp (half a pixel) to out-of-focus.
-    softness = float(rng.choice(
-        [0.5, _uniform(rng, 0.5, 2.0), _uniform(rng, 2.0, 8.0) * long_side / 512],
-        p=[0.5, 0.3, 0.2]))
+    softness = float(
+      rng.choice(
+        [0.5, _uniform(rng, 0.5, 2.0), _uniform(rng, 2.0, 8.0) * long_side / 512], p=[0.5, 0.3, 0.2]
+      )
+    )
     alpha = np.clip(0.5 - distance / (2 * softness), 0.0, 1.0)[..., None]
     if not alpha.any():
       continue

@@ -8,13 +8,12 @@ MS-SSIM of the degraded image (after 8-bit quantisation, i.e. exactly the
 pixels the model sees) against the clean scene, stretched to spread over
 0..1 (see `label_from_ms_ssim`).
 """
+
 import dataclasses
 
 import numpy as np
 
-from mobileiqa_jax.data.synthetic import distortions
-from mobileiqa_jax.data.synthetic import msssim
-from mobileiqa_jax.data.synthetic import scenes
+from mobileiqa_jax.data.synthetic import distortions, msssim, scenes
 
 SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 # MS-SSIM is computed on images no larger than this (halving bigger ones),
@@ -41,8 +40,16 @@ def _shrink_for_scoring(image: np.ndarray) -> np.ndarray:
   return image
 
 
-def generate(seed: int, split: str, index: int, height: int, width: int, *,
-             clean_fraction: float = 0.05, max_distortions: int = 2) -> dict:
+def generate(
+  seed: int,
+  split: str,
+  index: int,
+  height: int,
+  width: int,
+  *,
+  clean_fraction: float = 0.05,
+  max_distortions: int = 2,
+) -> dict:
   """Generates one example.
 
   Args:
@@ -71,16 +78,17 @@ def generate(seed: int, split: str, index: int, height: int, width: int, *,
       applied.append(f"{family}:{strength:.2f}")
   image = (np.clip(distorted, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
   if applied:
-    score = msssim.ms_ssim(_shrink_for_scoring(clean),
-                           _shrink_for_scoring(image.astype(np.float32) / 255.0))
+    score = msssim.ms_ssim(
+      _shrink_for_scoring(clean), _shrink_for_scoring(image.astype(np.float32) / 255.0)
+    )
   else:
     score = 1.0
   return {
-      "image": image,
-      "label": np.float32(label_from_ms_ssim(score)),
-      "mos": np.float32(score),
-      "name": f"synthetic-{seed}-{split}-{index}",
-      "distortions": ",".join(applied),
+    "image": image,
+    "label": np.float32(label_from_ms_ssim(score)),
+    "mos": np.float32(score),
+    "name": f"synthetic-{seed}-{split}-{index}",
+    "distortions": ",".join(applied),
   }
 
 
@@ -95,6 +103,7 @@ class SyntheticSource:
     height, width: generated image size.
     clean_fraction, max_distortions: see `generate`.
   """
+
   seed: int
   split: str
   num_examples: int
@@ -113,8 +122,14 @@ class SyntheticSource:
   def __getitem__(self, index: int) -> dict:
     if not 0 <= index < self.num_examples:
       raise IndexError(f"index {index} out of range for {self.num_examples} examples")
-    example = generate(self.seed, self.split, int(index), self.height, self.width,
-                       clean_fraction=self.clean_fraction,
-                       max_distortions=self.max_distortions)
+    example = generate(
+      self.seed,
+      self.split,
+      int(index),
+      self.height,
+      self.width,
+      clean_fraction=self.clean_fraction,
+      max_distortions=self.max_distortions,
+    )
     del example["distortions"]
     return example
