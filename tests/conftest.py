@@ -19,6 +19,16 @@ os.environ.setdefault(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
+def pytest_collection_modifyitems(items):
+  """Slow tests first, in their collected order; the rest after them.
+
+  xdist hands tests out in this order, so the runs of minutes start while
+  the other worker still has the many quick tests to fill its time with,
+  instead of one worker ending on a long run alone.
+  """
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def parity_dir() -> pathlib.Path:
   """../shared/parity beside the repo, unless MOBILEIQA_PARITY_DIR says otherwise."""
   return pathlib.Path(os.environ.get("MOBILEIQA_PARITY_DIR", REPO.parent / "shared" / "parity"))

@@ -6,7 +6,9 @@ every call. The fake srun and ssh go further and start the processes they are
 asked for on this machine, with a stand-in for main (main_probe.py) that joins
 jax.distributed through main's own flag handling: so the SLURM variables and
 the coordinator flags are shown to reach jax.distributed.initialize and
-connect the processes. The local launcher trains with two real processes.
+connect the processes. The local launcher's real two-process training run is
+tests/train/test_main.py's two-process test, which also checks that it
+agrees with one process.
 """
 
 import json
@@ -21,9 +23,7 @@ import textwrap
 
 import pytest
 
-from mobileiqa_jax import checkpoints
 from tests.conftest import REPO
-from tests.train.test_main import SMALL
 
 LAUNCH = REPO / "launch"
 PROBE = REPO / "tests" / "launch" / "main_probe.py"
@@ -376,26 +376,3 @@ def test_local_dry_run(fakes):
     assert line.endswith(
       f" --coordinator_address=127.0.0.1:1234 --num_processes=3 --process_id={i} {OVERRIDE} &"
     )
-
-
-@pytest.mark.slow
-def test_local_launcher_trains_with_two_processes(tmp_path):
-  # main_test's settings, so the persistent compilation cache serves both.
-  env = {**os.environ, "XLA_FLAGS": ""}
-  workdir = tmp_path / "run"
-  result = launch(
-    "local.py",
-    "--num-processes=2",
-    f"--config={CONFIG}",
-    f"--workdir={workdir}",
-    "--",
-    *SMALL,
-    env=env,
-    timeout=900,
-  )
-  assert result.returncode == 0, result.stdout[-5000:]
-  assert "process 1 of 2" in result.stdout and "[0] " in result.stdout
-  assert "2 processes" in result.stdout and "step 6/6" in result.stdout
-  # Read from here with one device, a two-process checkpoint needs target
-  # shardings; its step directory is what matters.
-  assert (workdir / checkpoints.LATEST / "6").is_dir()

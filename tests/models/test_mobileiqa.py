@@ -71,6 +71,7 @@ def test_tflite_kernels_take_the_same_variables_and_agree(name):
     models.create(name, kernels="tpu").init(jax.random.key(0), x)
 
 
+@pytest.mark.slow
 def test_training_bands_change_neither_outputs_nor_gradients():
   # The adapters band in training below `train_band_threshold`; banded or
   # whole, the batch statistics, scores and gradients are the same.

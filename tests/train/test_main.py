@@ -1,11 +1,14 @@
 """The real main on the synthetic set: teacher, distillation, evaluation;
-two jax.distributed processes; SIGKILL and resume.
+two jax.distributed processes (started by launch/local.py); SIGKILL and resume.
 
 One uninterrupted teacher run is the reference for the other runs (and the
 teacher of the distillation run), so every run here has the same shapes and
-the persistent compilation cache serves the repeats.
+the persistent compilation cache serves the repeats. That run is made once
+per test session, however many xdist workers ask for it (`shared_run`).
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -60,16 +63,48 @@ def latest_params(workdir):
   return variables, metadata
 
 
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("teacher")
-  result = run_main(workdir, *TEACHER)
-  return workdir, result
+@contextlib.contextmanager
+def _locked(path):
+  with open(path, "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def shared_run(tmp_path_factory, worker_id, name, *args):
+  """(workdir, log) of `main *args`, run once per test session.
+
+  Under xdist every worker has its own session fixtures, so a plain one
+  would train the same run once per worker. Here the first worker to ask
+  runs main in the directory all workers share, under a lock; the others
+  wait for it and read its workdir and log. A failed run fails each asker.
+  """
+  if worker_id == "master":  # no xdist: nobody to share with
+    workdir = tmp_path_factory.mktemp(name)
+    return workdir, run_main(workdir, *args).stderr
+  shared = tmp_path_factory.getbasetemp().parent
+  workdir, log = shared / name, shared / f"{name}.log"
+  with _locked(shared / f"{name}.lock"):
+    if not log.exists():
+      result = subprocess.run(
+        main_command(workdir, *args), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600
+      )
+      log.write_text(json.dumps({"returncode": result.returncode, "stderr": result.stderr}))
+  result = json.loads(log.read_text())
+  assert result["returncode"] == 0, result["stderr"][-5000:]
+  return workdir, result["stderr"]
+
+
+@pytest.fixture(scope="session")
+def teacher_run(tmp_path_factory, worker_id):
+  """(workdir, log) of the reference teacher run; read it, do not write to it."""
+  return shared_run(tmp_path_factory, worker_id, "teacher", *TEACHER)
 
 
 def test_teacher_run_trains_evaluates_and_checkpoints(teacher_run):
-  workdir, result = teacher_run
-  log = result.stderr
+  workdir, log = teacher_run
   assert "step 6/6" in log and "ETA" in log and "eval test at step 6" in log
   variables, metadata = latest_params(workdir)
   assert metadata["step"] == 6 and metadata["model"] == "teacher_tiny"
@@ -111,17 +146,38 @@ def run_processes(workdir, *args, count=2):
 
 
 def test_two_processes_agree_with_one(teacher_run, tmp_path):
+  # Started by the local launcher, so that this one two-process run checks
+  # launch/local.py too: its processes join one runtime, its output is
+  # prefixed per process, and they train to the end.
   reference, _ = latest_params(teacher_run[0])
   workdir = tmp_path / "two"
-  outputs = run_processes(workdir, *TEACHER)
-  assert "process 1 of 2" in outputs[1] and "2 processes" in outputs[0]
+  result = subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "launch" / "local.py"),
+      "--num-processes=2",
+      TEACHER[0],
+      f"--workdir={workdir}",
+      "--",
+      *TEACHER[1:],
+    ],
+    cwd=REPO,
+    env=ENV,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
+  assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+  output = result.stdout
+  assert "[1] " in output and "process 1 of 2" in output
+  first = "\n".join(line for line in output.splitlines() if line.startswith("[0] "))
+  assert "2 processes" in first and "step 6/6" in first
+  assert (workdir / checkpoints.LATEST / "6").is_dir()
   # The same examples in every step, so the same losses (up to the order of
   # the float32 reductions, which sharding changes, and the log's five
   # decimals)...
-  assert len(_losses(outputs[0])) == 6
-  np.testing.assert_allclose(
-    _losses(outputs[0]), _losses(teacher_run[1].stderr), rtol=1e-4, atol=1e-5
-  )
+  assert len(_losses(first)) == 6
+  np.testing.assert_allclose(_losses(first), _losses(teacher_run[1]), rtol=1e-4, atol=1e-5)
   # ...and parameters: Adam divides by sqrt(v), which turns the last-bit
   # differences of near-zero gradients into visible ones, so the bound is
   # the size of a few learning-rate steps, not float32 epsilon.

@@ -6,11 +6,13 @@ import sys
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mobileiqa_jax.train import defaults, losses, optim
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_distillation_step_on_8_devices_equals_one_device(tmp_path):
   env = {
     **os.environ,
