@@ -19,20 +19,6 @@ os.environ.setdefault(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
-def pytest_collection_modifyitems(items):
-  """Slow tests first, the quick ones after them.
-
-  xdist hands tests out in this order (with --maxschedchunk=1, one at a time
-  to whichever worker is free), so the runs of minutes start early and the
-  many quick tests fill the gaps, instead of one worker ending on a long run
-  alone. The slow ones go out in reverse collection order: the longest
-  (multi-process, end-to-end and notebook runs) are collected last.
-  """
-  slow = [item for item in items if item.get_closest_marker("slow")]
-  quick = [item for item in items if not item.get_closest_marker("slow")]
-  items[:] = slow[::-1] + quick
-
-
 def parity_dir() -> pathlib.Path:
   """../shared/parity beside the repo, unless MOBILEIQA_PARITY_DIR says otherwise."""
   return pathlib.Path(os.environ.get("MOBILEIQA_PARITY_DIR", REPO.parent / "shared" / "parity"))

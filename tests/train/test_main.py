@@ -237,26 +237,18 @@ def test_killed_runs_resume_to_exactly_the_same_parameters(teacher_run, tmp_path
   workdir = tmp_path / "killed"
   latest = workdir / "checkpoints" / "latest"
   saving = lambda: latest.exists() and any("tmp" in p.name for p in latest.iterdir())
+  start = lambda: subprocess.Popen(
+    main_command(workdir, *TEACHER),
+    cwd=REPO,
+    env=ENV,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   # First kill: while the first checkpoint is being written.
-  proc = subprocess.Popen(
-    main_command(workdir, *TEACHER),
-    cwd=REPO,
-    env=ENV,
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.PIPE,
-    text=True,
-  )
-  _kill_when(proc, saving)
+  _kill_when(start(), saving)
   # Second kill: after a complete checkpoint, mid-way through the run.
-  proc = subprocess.Popen(
-    main_command(workdir, *TEACHER),
-    cwd=REPO,
-    env=ENV,
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.PIPE,
-    text=True,
-  )
-  _kill_when(proc, lambda: (latest / "4").exists())
+  _kill_when(start(), lambda: (latest / "4").exists())
   result = run_main(workdir, *TEACHER)
   assert "resumed from" in result.stderr
   got, metadata = latest_params(workdir)
