@@ -7,7 +7,6 @@ the persistent compilation cache serves the repeats. That run is made once
 per test session, however many xdist workers ask for it (`shared_run`).
 """
 
-import contextlib
 import fcntl
 import json
 import os
@@ -50,10 +49,14 @@ def main_command(workdir, *args):
   return [sys.executable, "-m", "mobileiqa_jax.main", f"--workdir={workdir}", *args]
 
 
-def run_main(workdir, *args, timeout=600):
-  result = subprocess.run(
+def main_result(workdir, *args, timeout=600):
+  return subprocess.run(
     main_command(workdir, *args), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout
   )
+
+
+def run_main(workdir, *args, timeout=600):
+  result = main_result(workdir, *args, timeout=timeout)
   assert result.returncode == 0, result.stderr[-5000:]
   return result
 
@@ -63,34 +66,23 @@ def latest_params(workdir):
   return variables, metadata
 
 
-@contextlib.contextmanager
-def _locked(path):
-  with open(path, "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def shared_run(tmp_path_factory, worker_id, name, *args):
   """(workdir, log) of `main *args`, run once per test session.
 
   Under xdist every worker has its own session fixtures, so a plain one
   would train the same run once per worker. Here the first worker to ask
-  runs main in the directory all workers share, under a lock; the others
-  wait for it and read its workdir and log. A failed run fails each asker.
+  runs main in the directory all workers share (the parent of their own),
+  under a lock; the others wait for it and read its workdir and log. A
+  failed run fails each asker.
   """
-  if worker_id == "master":  # no xdist: nobody to share with
-    workdir = tmp_path_factory.mktemp(name)
-    return workdir, run_main(workdir, *args).stderr
-  shared = tmp_path_factory.getbasetemp().parent
-  workdir, log = shared / name, shared / f"{name}.log"
-  with _locked(shared / f"{name}.lock"):
+  root = tmp_path_factory.getbasetemp()
+  if worker_id != "master":
+    root = root.parent
+  workdir, log = root / name, root / f"{name}.log"
+  with open(root / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
     if not log.exists():
-      result = subprocess.run(
-        main_command(workdir, *args), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600
-      )
+      result = main_result(workdir, *args)
       log.write_text(json.dumps({"returncode": result.returncode, "stderr": result.stderr}))
   result = json.loads(log.read_text())
   assert result["returncode"] == 0, result["stderr"][-5000:]
