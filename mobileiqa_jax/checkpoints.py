@@ -194,6 +194,12 @@ class TrainingCheckpoints:
     )
     return True
 
+  def best_record(self) -> tuple[int | None, dict]:
+    """(step, evaluation metrics) of the best checkpoint, or (None, {})."""
+    self.best.wait_until_finished()
+    step = self.best.best_step()
+    return (None, {}) if step is None else (step, dict(self.best.metrics(step)))
+
   def restore_latest(self, abstract_state, iterator):
     """The last saved state (onto `abstract_state`'s shardings), or None.
 

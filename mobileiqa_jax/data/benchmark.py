@@ -60,7 +60,7 @@ def pipeline_images_per_second(
   """Images/s of the training loader over a CSV dataset, after one warm-up batch."""
   cfg = config.get_config()
   cfg.name, cfg.csv, cfg.csv_mos_range, cfg.split = "csv", str(csv_path), (0.0, 1.0), "random"
-  cfg.train_fraction = 0.99
+  cfg.test_fraction, cfg.validation_fraction = 0.01, 0.0
   cfg.height, cfg.width, cfg.num_workers = height, width, workers
   loader = pipeline.make_loader(
     cfg, "train", global_batch_size=batch, train=True, seed=0, process_index=0, process_count=1

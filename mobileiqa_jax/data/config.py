@@ -23,9 +23,12 @@ def get_config() -> ml_collections.ConfigDict:
       labels are scaled linearly from it to 0..1 and values outside it fail
       naming the row. () instead min-max scales over the whole CSV.
     split: 'official' (the owner's train/validation/test, where the set has
-      one; UHD-IQA, KonIQ-10k) or 'random' (the seeded 80/20 of the paper).
+      one; UHD-IQA, KonIQ-10k) or 'random' (seeded, `splits.random_split`).
     split_seed: the seed of the random split.
-    train_fraction: the training share of the random split.
+    test_fraction: the random split's test share: the paper's held-out 20%.
+    validation_fraction: the random split's validation share, taken out of
+      the paper's training 80% (0: no validation split, the original's
+      protocol of selecting the best checkpoint on test).
     height, width: the size every image is resized to (bicubic).
     num_workers: grain worker processes per JAX process (0 = in-process).
     worker_buffer_size: batches each worker prepares ahead.
@@ -41,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.csv_mos_range = (0.0, 1.0)
   config.split = "random"
   config.split_seed = 3407
-  config.train_fraction = 0.8
+  config.test_fraction = 0.2
+  config.validation_fraction = 0.1
   config.height = 512
   config.width = 512
   config.num_workers = 2

@@ -41,14 +41,16 @@ def _public_source(data_cfg: ml_collections.ConfigDict, split: str):
     if not builder.HAS_OFFICIAL_SPLIT:
       raise ValueError(
         f"dataset {data_cfg.name!r} has no official split; "
-        "use data.split='random' (the paper's seeded 80/20)"
+        "use data.split='random' (a seeded train/validation/test split)"
       )
     return sources.IndexedSource([builder.as_data_source(split)])
   if data_cfg.split != "random":
     raise ValueError(f"data.split must be 'official' or 'random', got {data_cfg.split!r}")
   parts = [builder.as_data_source(s) for s in stored]
   total = sum(len(p) for p in parts)
-  indices = splits.random_split(total, data_cfg.split_seed, data_cfg.train_fraction, split)
+  indices = splits.random_split(
+    total, data_cfg.split_seed, split, data_cfg.test_fraction, data_cfg.validation_fraction
+  )
   return sources.IndexedSource(parts, indices)
 
 
@@ -123,10 +125,11 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str):
 
   Args:
     data_cfg: the data config (`config.get_config()`).
-    split: 'train', 'validation' or 'test'. Where a set has only the random
-      80/20 split (LIVE Challenge, SPAQ, BID, a CSV without a split column, or
-      any set with data.split='random'), 'validation' and 'test' are the same
-      held-out 20%. The synthetic set has three disjoint generated splits.
+    split: 'train', 'validation' or 'test'. Sets without an official split
+      (LIVE Challenge, SPAQ, BID, a CSV without a split column, or any set
+      with data.split='random') are cut by `splits.random_split`: test is the
+      paper's held-out 20%, validation comes out of its training 80%. The
+      synthetic set has three disjoint generated splits.
 
   Returns:
     A source with len() and [] yielding dicts with `image` (bytes or uint8
@@ -160,7 +163,8 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str):
       mos_range=tuple(data_cfg.csv_mos_range),
       split_mode=data_cfg.split,
       split_seed=data_cfg.split_seed,
-      train_fraction=data_cfg.train_fraction,
+      test_fraction=data_cfg.test_fraction,
+      validation_fraction=data_cfg.validation_fraction,
       skip_bad_images=data_cfg.skip_bad_images,
     )
   return _public_source(data_cfg, split)

@@ -114,8 +114,8 @@ class CsvSource:
       scaled from it to 0..1. Empty: labels are min-max scaled over the whole
       CSV (all splits), as the paper does for public sets.
     split_mode: 'official' uses the CSV's split column; 'random' makes the
-      seeded split (its held-out part is both 'validation' and 'test').
-    split_seed, train_fraction: of the random split.
+      seeded train/validation/test split (`splits.random_split`).
+    split_seed, test_fraction, validation_fraction: of the random split.
     skip_bad_images: leave out missing or undecodable images (decoding each
       once now, which takes a while for big sets) instead of failing.
   """
@@ -129,7 +129,8 @@ class CsvSource:
     mos_range: Sequence[float] = (),
     split_mode: str = "random",
     split_seed: int = 0,
-    train_fraction: float = 0.8,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
     skip_bad_images: bool = False,
   ):
     path = pathlib.Path(csv_path).expanduser()
@@ -185,7 +186,7 @@ class CsvSource:
           chosen.append(i)
       chosen = np.asarray(chosen, np.int64)
     elif split_mode == "random":
-      chosen = splits.random_split(len(rows), split_seed, train_fraction, split)
+      chosen = splits.random_split(len(rows), split_seed, split, test_fraction, validation_fraction)
     else:
       raise ValueError(f"split must be 'official' or 'random', got {split_mode!r}")
 

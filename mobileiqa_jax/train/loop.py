@@ -22,7 +22,10 @@ import numpy as np
 from mobileiqa_jax import checkpoints, convert, models, xla_options
 from mobileiqa_jax import metrics as iqa_metrics
 from mobileiqa_jax.data import pipeline
-from mobileiqa_jax.train import optim, sharding, steps
+from mobileiqa_jax.train import losses, optim, sharding, steps
+
+# What a training run did, beside its checkpoints (`read_summary`).
+SUMMARY = "summary.json"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -105,11 +108,113 @@ def _load_teacher(config, mesh):
   return teacher, jax.device_put(variables, shardings), shardings
 
 
+def check_selection_split(config: ml_collections.ConfigDict):
+  """The split the best checkpoint is chosen on: validation, unless the config
+  explicitly asks for the original's protocol of selecting on test."""
+  split = config.eval_split
+  if split == "test":
+    log.warning(
+      "eval_split='test': the best checkpoint is chosen on the split it is then "
+      "reported on (the original's protocol), so its test figures are optimistic. "
+      "Use eval_split='validation' for honest test figures."
+    )
+  elif split != "validation":
+    raise ValueError(f"eval_split must be 'validation' or 'test', got {split!r}")
+  if not len(pipeline.make_source(config.data, split)):
+    raise ValueError(
+      f"the {split} split of {config.data.name!r} is empty, and the best checkpoint "
+      f"is chosen on it (eval_split={split!r}). Give it examples (data.validation_fraction "
+      "> 0 for a random split, validation rows in a CSV's split column), or set "
+      "eval_split='test' to select on test as the original does."
+    )
+  return split
+
+
+def _format_terms(values: dict) -> str:
+  """'score 0.031 + dof 0.025 + levels 0.026 (raw: dof 0.51 levels 0.52)':
+  the weighted terms that sum to the loss, then the raw distillation terms."""
+  weighted = " + ".join(
+    f"{k.removeprefix('loss_').removesuffix('_weighted')} {v:.4g}"
+    for k, v in values.items()
+    if k.startswith("loss_") and k.endswith("_weighted")
+  )
+  raw = " ".join(
+    f"{name} {values[f'loss_{name}']:.4g}"
+    for name in losses.FEATURE_TERMS
+    if f"loss_{name}" in values
+  )
+  return f"{weighted} (raw: {raw})" if raw else weighted
+
+
+def _write_summary(workdir, summary: dict):
+  if jax.process_index() == 0:
+    path = workdir / SUMMARY
+    path.with_suffix(".tmp").write_text(json.dumps(summary, indent=2))
+    path.with_suffix(".tmp").replace(path)  # a reader never sees half a summary
+
+
+def read_summary(workdir) -> dict:
+  """What a training run did (`train_and_evaluate` writes it at every
+  checkpoint): steps, images seen, training seconds, the selected checkpoint
+  and its split, and the loss terms; {} if the run wrote none."""
+  path = epath.Path(workdir) / SUMMARY
+  return json.loads(path.read_text()) if path.exists() else {}
+
+
+class RunSummary:
+  """What a run did, carried across resumes: steps, images, wall time, the
+  selected checkpoint and the loss terms at the logged steps."""
+
+  def __init__(self, config, total_steps: int, previous: dict):
+    self._config, self._total_steps = config, total_steps
+    self._start = time.time()
+    self._previous_seconds = previous.get("wall_seconds", 0.0)
+    terms = previous.get("loss_terms", {})
+    self._first, self._last = terms.get("first", {}), terms.get("last", {})
+    self._count = terms.get("logged_steps", 0)
+    self._sums = {k: v * self._count for k, v in terms.get("mean", {}).items()}
+    self._selected_step, self._selected = None, {}
+
+  def select(self, step, metrics):
+    self._selected_step, self._selected = step, {k: float(v) for k, v in metrics.items()}
+
+  def add_loss_terms(self, values):
+    terms = {k: float(v) for k, v in values.items() if k == "loss" or k.startswith("loss_")}
+    self._first = self._first or terms
+    self._last = terms
+    self._count += 1
+    for k, v in terms.items():
+      self._sums[k] = self._sums.get(k, 0.0) + v
+
+  def to_dict(self, step: int) -> dict:
+    config = self._config
+    return {
+      "model": config.model.name,
+      "distilled_from": config.distill.teacher if config.distill.enabled else None,
+      "steps": step,
+      "total_steps": self._total_steps,
+      "batch_size": config.batch_size,
+      "images_seen": step * config.batch_size,
+      "wall_seconds": self._previous_seconds + time.time() - self._start,
+      "selection_split": config.eval_split,
+      "selected_step": self._selected_step,
+      "selected_metrics": self._selected,
+      "loss_terms": {
+        "logged_steps": self._count,
+        "first": self._first,
+        "last": self._last,
+        "mean": {k: v / max(self._count, 1) for k, v in self._sums.items()},
+      },
+    }
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (teacher, or student by distillation) and evaluates; returns the
-  final evaluation metrics on `config.eval_split`."""
+  final evaluation metrics on `config.eval_split`, the split the best
+  checkpoint is chosen on. Writes `read_summary`'s summary.json as it goes."""
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  check_selection_split(config)
   if jax.process_index() == 0:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   mesh = sharding.make_mesh(config.sharding.model_axis)
@@ -151,11 +256,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.distill.enabled:
     teacher, teacher_variables, teacher_shardings = _load_teacher(config, mesh)
   teacher_size = tuple(config.distill.teacher_size) if config.distill.teacher_size else None
-  weights = {
-    "score": config.loss.score_weight,
-    "dof": config.loss.dof_weight,
-    "levels": config.loss.levels_weight,
-  }
   train_step = steps.jit_train_step(
     state_shardings,
     sharding.batch_sharding(mesh),
@@ -163,11 +263,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model=model,
     tx=tx,
     schedule=schedule,
-    loss_kind=config.loss.kind,
-    loss_weights=weights,
     teacher=teacher,
     teacher_size=teacher_size,
     accumulation_steps=accumulation,
+    **losses.from_config(config.loss),
   )
   eval_fn = make_eval_fn(model, mesh)
 
@@ -187,6 +286,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   last_time, last_step, start_time, start_step = time.time(), step, time.time(), step
   eval_metrics = {}
+  summary = RunSummary(config, total_steps, read_summary(workdir) if step else {})
+  summary.select(*ckpt.best_record())
 
   def check_finite(step_metrics, at_step):
     values = jax.device_get(step_metrics)
@@ -228,12 +329,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           "epoch": step / steps_per_epoch,
         },
       )
+      summary.add_loss_terms(values)
       _log(
-        "step %d/%d epoch %.2f loss %.5f grad_norm %.3g lr %.3g | %.1f img/s | ETA %s",
+        "step %d/%d epoch %.2f loss %.5f = %s grad_norm %.3g lr %.3g | %.1f img/s | ETA %s",
         step,
         total_steps,
         step / steps_per_epoch,
         values["loss"],
+        _format_terms(values),
         values["grad_norm"],
         values["learning_rate"],
         rate,
@@ -253,9 +356,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         eval_metrics["plcc"],
         eval_metrics["krcc"],
       )
-      ckpt.save_best(state, eval_metrics)
+      if ckpt.save_best(state, eval_metrics):
+        summary.select(step, eval_metrics)
     if do_save:
       ckpt.save_latest(state, train_iter)
+      _write_summary(workdir, summary.to_dict(step))
     if do_eval:  # the evaluation's time is not training throughput
       last_time = time.time()
   writer.flush()
@@ -265,6 +370,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     eval_metrics, _, _ = evaluate_split(
       model, state.variables, config, config.eval_split, mesh, eval_fn
     )
+  else:
+    _write_summary(workdir, summary.to_dict(step))
   return eval_metrics
 
 

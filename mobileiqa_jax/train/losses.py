@@ -1,6 +1,11 @@
 """Losses of teacher training and distillation, masked for padded examples."""
 
+import jax
 import jax.numpy as jnp
+import ml_collections
+
+# The feature terms of distillation, in the order they are added.
+FEATURE_TERMS = ("dof", "levels")
 
 
 def elementwise(kind: str):
@@ -23,16 +28,64 @@ def masked_mean(kind: str, predictions, targets, valid, batch_axis: int = 0):
   return jnp.sum(per_element * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def student_loss(kind: str, weights, scores, labels, valid, taps=None, teacher_taps=None):
+def from_config(loss_config: ml_collections.ConfigDict) -> dict:
+  """The keyword arguments of `student_loss` (and the train step) that
+  `config.loss` sets."""
+  return {
+    "loss_kind": loss_config.kind,
+    "loss_weights": {
+      "score": loss_config.score_weight,
+      "dof": loss_config.dof_weight,
+      "levels": loss_config.levels_weight,
+    },
+    "feature_norm": bool(loss_config.get("feature_norm", False)),
+  }
+
+
+def student_loss(
+  kind: str,
+  weights,
+  scores,
+  labels,
+  valid,
+  taps=None,
+  teacher_taps=None,
+  feature_norm: bool = False,
+):
   """Total loss and its terms.
 
   Score: L(score, label). With a teacher: + w_dof L(dof, teacher dof)
   + w_levels L(levels, teacher levels), each a mean over its elements as the
   original's nn.MSELoss / nn.L1Loss computes it. Weights (1, 1, 1) are the paper's.
+
+  feature_norm (not the paper's) makes the feature terms independent of the
+  teacher's feature scale: each is divided by L(0, teacher feature), the loss
+  of predicting all zeros, over the valid examples of the batch (the mean
+  square of the teacher's features for MSE, their mean absolute value for
+  MAE), with no gradient through the divisor. A feature term then reads as
+  the student's error relative to the teacher's feature energy: 0 for a
+  perfect copy, about 2 for features of the same energy but unrelated, 1
+  for all zeros. The weights then say how much each term counts whatever
+  the networks; the raw terms instead depend on the teacher's feature scale
+  (a tiny teacher's raw DOF and levels terms start some twenty times the
+  score term).
+
+  Returns:
+    (total, terms): terms holds each raw loss under its name ('score', 'dof',
+    'levels') and, under '<name>_weighted', what it adds to the total (weight
+    x raw, or weight x raw / divisor with feature_norm); the weighted terms
+    sum to the total.
   """
-  terms = {"score": masked_mean(kind, scores, labels, valid)}
+  raw = {"score": masked_mean(kind, scores, labels, valid)}
+  balanced = dict(raw)
   if teacher_taps is not None:
-    terms["dof"] = masked_mean(kind, taps["dof"], teacher_taps["dof"], valid, batch_axis=1)
-    terms["levels"] = masked_mean(kind, taps["levels"], teacher_taps["levels"], valid, batch_axis=1)
-  total = sum(weights[name] * value for name, value in terms.items())
-  return total, terms
+    for name in FEATURE_TERMS:
+      raw[name] = masked_mean(kind, taps[name], teacher_taps[name], valid, batch_axis=1)
+      balanced[name] = raw[name]
+      if feature_norm:
+        target = jax.lax.stop_gradient(teacher_taps[name])
+        divisor = masked_mean(kind, jnp.zeros_like(target), target, valid, batch_axis=1)
+        balanced[name] = raw[name] / jnp.maximum(divisor, jnp.finfo(jnp.float32).tiny)
+  weighted = {f"{name}_weighted": weights[name] * value for name, value in balanced.items()}
+  total = sum(weighted.values())
+  return total, {**raw, **weighted}

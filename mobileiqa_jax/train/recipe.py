@@ -49,14 +49,17 @@ def teacher_then_student(config: ml_collections.ConfigDict, workdir: str) -> dic
   for name, run_config in runs.items():
     loop.train_and_evaluate(run_config, str(workdir / name))
 
-  results = {}
+  results, summaries = {}, {}
   for name, run_config in runs.items():
     eval_config = ml_collections.ConfigDict(run_config.to_dict())
     eval_config.eval.checkpoint = str(workdir / name)
     results[name] = loop.evaluate(eval_config, str(workdir / name), quiet=True)
+    summaries[name] = loop.read_summary(workdir / name)
   if jax.process_index() == 0:
-    print(format_runs(results))
-    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    print(format_runs(results, summaries))
+    (workdir / "results.json").write_text(
+      json.dumps({"metrics": results, "runs": summaries}, indent=2)
+    )
   if config.recipe.export:
     from mobileiqa_jax.export import job  # pylint: disable=g-import-not-at-top
 
@@ -64,11 +67,36 @@ def teacher_then_student(config: ml_collections.ConfigDict, workdir: str) -> dic
   return results
 
 
-def format_runs(results: dict) -> str:
-  lines = [f"{'run':<10}{'split':<12}{'SRCC':>8}{'PLCC':>8}{'KRCC':>8}"]
+def _describe_run(summary: dict) -> list[str]:
+  """The run's columns: steps, images seen, wall time, selected checkpoint."""
+  if not summary:
+    return ["?", "?", "?", "?"]
+  seconds = int(summary["wall_seconds"])
+  selected = summary["selected_step"]
+  return [
+    str(summary["steps"]),
+    str(summary["images_seen"]),
+    f"{seconds // 60}m{seconds % 60:02d}s",
+    f"{'?' if selected is None else selected} ({summary['selection_split']})",
+  ]
+
+
+def format_runs(results: dict, summaries: dict) -> str:
+  """One row per run and split: what the run did (on its first row) and its
+  correlations; the selected checkpoint is the one scored."""
+  header = ["run", "steps", "images", "time", "selected step", "split", "SRCC", "PLCC", "KRCC"]
+  widths = [8, 5, 6, 6, 15, 10, 7, 7, 7]
+  right = {"steps", "images", "time", "SRCC", "PLCC", "KRCC"}
+
+  def row(cells):
+    return "  ".join(
+      c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, header)
+    ).rstrip()
+
+  lines = [row(header)]
   for run, splits in results.items():
-    lines += [
-      f"{run:<10}{split:<12}{m['srcc']:>8.4f}{m['plcc']:>8.4f}{m['krcc']:>8.4f}"
-      for split, m in splits.items()
-    ]
+    described = [run, *_describe_run(summaries.get(run, {}))]
+    for split, m in splits.items():
+      lines.append(row([*described, split, *(f"{m[k]:.4f}" for k in ("srcc", "plcc", "krcc"))]))
+      described = [""] * len(described)
   return "\n".join(lines)

@@ -72,6 +72,7 @@ def compute_gradients(
   model,
   loss_kind: str,
   loss_weights,
+  feature_norm: bool = False,
   teacher=None,
   teacher_size=None,
   accumulation_steps: int = 1,
@@ -102,7 +103,14 @@ def compute_gradients(
       _, teacher_taps = teacher.apply(teacher_variables, _resize(micro["image"], teacher_size))
       teacher_taps = jax.lax.stop_gradient(teacher_taps)
     total, terms = losses.student_loss(
-      loss_kind, loss_weights, scores, micro["label"], micro["valid"], taps, teacher_taps
+      loss_kind,
+      loss_weights,
+      scores,
+      micro["label"],
+      micro["valid"],
+      taps,
+      teacher_taps,
+      feature_norm=feature_norm,
     )
     return total, (terms, updates["batch_stats"])
 
@@ -130,10 +138,9 @@ def compute_gradients(
     )
     return carry, None
 
-  zero_terms = {
-    k: jnp.zeros((), jnp.float32)
-    for k in (["score", "dof", "levels"] if teacher is not None else ["score"])
-  }
+  first = jax.tree.map(lambda x: x[0], micro_batches)
+  _, (terms_shape, _) = jax.eval_shape(micro_loss, state.params, state.batch_stats, first, step_rng)
+  zero_terms = jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), terms_shape)
   init = (
     jax.tree.map(jnp.zeros_like, state.params),
     jnp.zeros((), jnp.float32),

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mobileiqa_jax import benchmark, models
-from mobileiqa_jax.train import defaults, optim, sharding, steps
+from mobileiqa_jax.train import defaults, losses, optim, sharding, steps
 
 # kind -> (trained network, frozen teacher or None)
 KINDS = {"teacher": ("teacher", None), "distill": ("student", "teacher")}
@@ -76,11 +76,6 @@ def measure(
     teacher_variables = jax.jit(init, out_shardings=teacher_shardings)(rng)
     del init
   batch_data = sharding.global_batch(batch_data, mesh)
-  weights = {
-    "score": config.loss.score_weight,
-    "dof": config.loss.dof_weight,
-    "levels": config.loss.levels_weight,
-  }
   step = steps.jit_train_step(
     state_shardings,
     sharding.batch_sharding(mesh),
@@ -88,9 +83,8 @@ def measure(
     model=model,
     tx=tx,
     schedule=schedule,
-    loss_kind="mse",
-    loss_weights=weights,
     teacher=teacher,
+    **losses.from_config(config.loss),
   )
 
   start = time.perf_counter()

@@ -53,20 +53,19 @@ def test_counts_and_label_scaling(built, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_random_split_is_seeded_80_20(built, name):
+def test_random_split_is_seeded_train_validation_test(built, name):
   _, expected, data_dir = built[name]
   total = sum(v for k, v in expected.items() if k != "mos")
   cfg = _data_cfg(name, data_dir, "random")
-  train = pipeline.make_source(cfg, "train")
-  held_out = pipeline.make_source(cfg, "test")
-  assert len(train) == round(0.8 * total) and len(train) + len(held_out) == total
-  names = {r["name"] for r in train} | {r["name"] for r in held_out}
-  assert len(names) == total
-  assert [r["name"] for r in pipeline.make_source(cfg, "validation")] == [
-    r["name"] for r in held_out
-  ]
+  names = {
+    split: [r["name"] for r in pipeline.make_source(cfg, split)]
+    for split in ("train", "validation", "test")
+  }
+  assert len(names["test"]) == round(0.2 * total)
+  assert len(names["validation"]) == round(0.1 * total)
+  assert len(set().union(*names.values())) == total  # disjoint, and every example in one
   cfg.split_seed += 1
-  assert [r["name"] for r in pipeline.make_source(cfg, "train")] != [r["name"] for r in train]
+  assert [r["name"] for r in pipeline.make_source(cfg, "train")] != names["train"]
 
 
 def test_official_splits(built):

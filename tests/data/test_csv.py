@@ -45,16 +45,16 @@ def test_official_split_column_and_range_scaling(images):
 def test_random_split_and_min_max_without_a_range(images):
   rows = [(images / "imgs" / f"{i}.jpg", 10 * i) for i in range(10)]  # absolute paths
   cfg = _cfg(_write(images, rows, header="path,mos"), split="random", csv_mos_range=())
-  train, test = pipeline.make_source(cfg, "train"), pipeline.make_source(cfg, "test")
-  assert (len(train), len(test)) == (8, 2)
-  all_labels = sorted(float(r["label"]) for r in list(train) + list(test))
+  train, validation, test = (pipeline.make_source(cfg, s) for s in ("train", "validation", "test"))
+  assert (len(train), len(validation), len(test)) == (7, 1, 2)
+  all_labels = sorted(float(r["label"]) for r in [*train, *validation, *test])
   np.testing.assert_allclose(all_labels, np.arange(10) / 9, atol=1e-6)
 
 
 def test_image_root(images):
   rows = [(f"{i}.jpg", 0.5) for i in range(10)]
   cfg = _cfg(_write(images, rows, header="path,mos"), image_root=str(images / "imgs"))
-  assert len(pipeline.make_source(cfg, "train")) == 8
+  assert len(pipeline.make_source(cfg, "train")) == 7
 
 
 def test_bad_inputs(images, tmp_path):
@@ -66,8 +66,8 @@ def test_bad_inputs(images, tmp_path):
   rows = [(f"imgs/{i}.jpg", 0.5) for i in range(10)] + [("imgs/gone.jpg", 0.5)]
   cfg = _cfg(_write(images, rows, header="path,mos"), split_seed=1)
   with pytest.raises(FileNotFoundError, match="gone.jpg"):
-    [pipeline.make_source(cfg, s) for s in ("train", "test")]
+    [pipeline.make_source(cfg, s) for s in ("train", "validation", "test")]
   (images / "imgs" / "5.jpg").write_bytes(b"garbage")
   cfg.skip_bad_images = True
-  kept = len(pipeline.make_source(cfg, "train")) + len(pipeline.make_source(cfg, "test"))
+  kept = sum(len(pipeline.make_source(cfg, s)) for s in ("train", "validation", "test"))
   assert kept == 9

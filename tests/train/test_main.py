@@ -95,9 +95,31 @@ def teacher_run(tmp_path_factory, worker_id):
   return shared_run(tmp_path_factory, worker_id, "teacher", *TEACHER)
 
 
+def _evaluations(log):
+  """{step: SRCC + PLCC + KRCC} of the log's evaluations, and their split(s)."""
+  sums, split_names = {}, set()
+  for line in log.splitlines():
+    if " eval " in line:
+      words = line.split()
+      split_names.add(words[words.index("eval") + 1])
+      step = int(words[words.index("step") + 1].rstrip(":"))
+      sums[step] = sum(float(words[words.index(k) + 1]) for k in ("SRCC", "PLCC", "KRCC"))
+  return sums, split_names
+
+
 def test_teacher_run_trains_evaluates_and_checkpoints(teacher_run):
   workdir, log = teacher_run
-  assert "step 6/6" in log and "ETA" in log and "eval test at step 6" in log
+  assert "step 6/6" in log and "ETA" in log and "= score " in log
+  # The best checkpoint is chosen on validation: every evaluation during
+  # training is of validation, and the selected step is validation's best.
+  sums, split_names = _evaluations(log)
+  assert split_names == {"validation"} and set(sums) == {3, 6}
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["selection_split"] == "validation"
+  assert summary["selected_step"] == max(sums, key=lambda step: (sums[step], -step))
+  assert (summary["steps"], summary["images_seen"]) == (6, 48)
+  assert summary["loss_terms"]["logged_steps"] == 6
+  assert set(summary["loss_terms"]["last"]) == {"loss", "loss_score", "loss_score_weighted"}
   variables, metadata = latest_params(workdir)
   assert metadata["step"] == 6 and metadata["model"] == "teacher_tiny"
   assert (workdir / "checkpoints" / "best").exists()
@@ -197,18 +219,15 @@ def test_two_process_evaluation_equals_one(teacher_run, tmp_path):
   assert set(one) == set(two) and {"validation", "test"} <= set(one)
   for split in ("validation", "test"):
     assert two[split] == pytest.approx(one[split], abs=1e-5), split
+  # The best checkpoint carries the metrics it was chosen by: validation's.
+  selected = json.loads((teacher_run[0] / "summary.json").read_text())["selected_metrics"]
+  assert selected == pytest.approx({**one["validation"], "sum": selected["sum"]}, abs=1e-5)
 
 
 def _losses(log):
   return [
     float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if " loss " in line
   ]
-
-
-def _last_eval(log):
-  line = [line for line in log.splitlines() if "eval test at step" in line][-1]
-  words = line.split()
-  return [float(words[words.index(k) + 1]) for k in ("SRCC", "PLCC", "KRCC")]
 
 
 def _kill_when(proc, condition, timeout=600):
@@ -257,6 +276,13 @@ def test_distillation_then_evaluation(teacher_run, tmp_path):
     f"--config.distill.teacher={teacher_run[0]}",
   )
   assert "distilling from teacher" in result.stderr and "step 6/6" in result.stderr
+  # Every loss term is shown: weighted in the sum, raw beside it.
+  assert " + dof " in result.stderr and " + levels " in result.stderr
+  assert "(raw: dof " in result.stderr
+  terms = json.loads((workdir / "summary.json").read_text())["loss_terms"]["last"]
+  weighted = [terms[f"loss_{name}_weighted"] for name in ("score", "dof", "levels")]
+  assert terms["loss"] == pytest.approx(sum(weighted), rel=1e-5)
+  assert terms["loss_dof"] == terms["loss_dof_weighted"]  # the paper's raw 1/1/1
   _, metadata = latest_params(workdir)
   assert metadata["model"] == "student_tiny"
   # Only the student is saved.

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -64,6 +65,60 @@ def test_masked_losses_ignore_padding():
   )
   assert float(terms["dof"]) == 1.0 and float(terms["levels"]) == 1.0
   np.testing.assert_allclose(total, 0.025 + 2.0 + 0.5, rtol=1e-6)
+  np.testing.assert_allclose(
+    [terms["score_weighted"], terms["dof_weighted"], terms["levels_weighted"]],
+    [0.025, 2.0, 0.5],
+    rtol=1e-6,
+  )
+
+
+@pytest.mark.parametrize("kind", ["mse", "mae"])
+def test_feature_norm_divides_feature_terms_by_the_teachers_energy(kind):
+  rng = np.random.default_rng(0)
+  valid = jnp.array([True, True, True, False])
+  scores, labels = jnp.array([0.5, 0.2, 0.9, 5.0]), jnp.array([0.4, 0.4, 0.7, 0.0])
+  teacher = {
+    "dof": rng.normal(size=(3, 4, 2, 2, 5)) * 3.0,
+    "levels": rng.normal(size=(5, 4, 2, 2, 5)) * 0.1,
+  }
+  student = {k: v + rng.normal(size=v.shape) * v.std() for k, v in teacher.items()}
+  for taps in (teacher, student):  # the padded example is far off, and ignored
+    for v in taps.values():
+      v[:, 3] = 100.0 * rng.normal(size=v[:, 3].shape)
+  weights = {"score": 1.0, "dof": 2.0, "levels": 0.5}
+  error = np.square if kind == "mse" else np.abs
+
+  def loss(student, scale=1.0):
+    return losses.student_loss(
+      kind,
+      weights,
+      scores,
+      labels,
+      valid,
+      {k: jnp.asarray(v * scale) for k, v in student.items()},
+      {k: jnp.asarray(v * scale) for k, v in teacher.items()},
+      feature_norm=True,
+    )
+
+  total, terms = loss(student)
+  for name in ("dof", "levels"):
+    raw = error(student[name][:, :3] - teacher[name][:, :3]).mean()
+    energy = error(teacher[name][:, :3]).mean()
+    np.testing.assert_allclose(terms[name], raw, rtol=1e-5)
+    np.testing.assert_allclose(terms[f"{name}_weighted"], weights[name] * raw / energy, rtol=1e-5)
+  weighted = [terms[f"{n}_weighted"] for n in ("score", "dof", "levels")]
+  np.testing.assert_allclose(total, sum(weighted), rtol=1e-6)
+  # Balanced terms do not depend on the features' scale; raw ones do.
+  _, scaled = loss(student, scale=10.0)
+  np.testing.assert_allclose(scaled["dof_weighted"], terms["dof_weighted"], rtol=1e-4)
+  assert float(scaled["dof"]) > 9.0 * float(terms["dof"])
+  # No gradient flows through the divisor: the student's gradient is the raw
+  # term's, divided by a constant.
+  dof = jnp.asarray(student["dof"])
+  grad_balanced = jax.grad(lambda d: loss({**student, "dof": d})[1]["dof_weighted"])(dof)
+  grad_raw = jax.grad(lambda d: loss({**student, "dof": d})[1]["dof"])(dof)
+  energy = error(teacher["dof"][:, :3]).mean()
+  np.testing.assert_allclose(grad_balanced, weights["dof"] * grad_raw / energy, rtol=1e-4)
 
 
 def test_adam_l2_is_pytorch_adam_with_coupled_decay_and_epoch_cosine():

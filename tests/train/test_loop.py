@@ -1,0 +1,38 @@
+"""The training loop's choices that need no training: the selection split."""
+
+import logging
+
+import pytest
+
+from mobileiqa_jax.train import defaults, loop
+
+
+def _config():
+  config = defaults.base_config("synthetic", runlocal=True)
+  config.data.synthetic.height = config.data.synthetic.width = 32
+  return config
+
+
+def test_every_config_selects_on_validation():
+  for dataset in defaults.DATASET_SIZES:
+    for runlocal in (False, True):
+      assert defaults.base_config(dataset, runlocal).eval_split == "validation"
+  assert loop.check_selection_split(_config()) == "validation"
+
+
+def test_selecting_on_test_is_explicit_and_warned(caplog):
+  config = _config()
+  config.eval_split = "test"
+  with caplog.at_level(logging.WARNING, logger="mobileiqa_jax"):
+    assert loop.check_selection_split(config) == "test"
+  assert "optimistic" in caplog.text
+  config.eval_split = "train"
+  with pytest.raises(ValueError, match="eval_split must be 'validation' or 'test'"):
+    loop.check_selection_split(config)
+
+
+def test_an_empty_validation_split_says_what_to_do():
+  config = _config()
+  config.data.synthetic.num_validation = 0
+  with pytest.raises(ValueError, match="validation split .* is empty.*validation_fraction"):
+    loop.check_selection_split(config)
