@@ -1,7 +1,8 @@
 """Entry point: `python -m mobileiqa_jax.main --config=configs/distill.py --workdir=DIR`.
 
 `config.mode` picks the job: train (teacher or distillation, by the config),
-eval, export, or recipe (teacher, then distilled student, then the table).
+eval, export, recipe (teacher, then distilled student, then the table), or
+seeds (the recipe at several seeds, mean ± sd).
 On a pod or cluster the same command runs once per host; with
 --coordinator_address (or on TPU/SLURM, where JAX finds it) the processes
 join one jax.distributed runtime first.
@@ -50,7 +51,9 @@ def run(config, workdir: str):
     return job.export_from_config(config, workdir)
   if config.mode == "recipe":
     return recipe.teacher_then_student(config, workdir)
-  raise ValueError(f"config.mode must be train, eval, export or recipe, got {config.mode!r}")
+  if config.mode == "seeds":
+    return recipe.over_seeds(config, workdir)
+  raise ValueError(f"config.mode must be train, eval, export, recipe or seeds, got {config.mode!r}")
 
 
 def _console_logging():

@@ -119,11 +119,12 @@ def base_config(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
   config.export.verify_split = ""
   config.export.verify_limit = 0
 
-  config.recipe = ml_collections.ConfigDict()  # mode='recipe' only
+  config.recipe = ml_collections.ConfigDict()  # mode='recipe' and 'seeds' only
   config.recipe.teacher_model = "teacher"
   config.recipe.student_model = "student"
   config.recipe.baseline = True  # also train the student without distillation
   config.recipe.export = True
+  config.recipe.num_seeds = 3  # mode='seeds': seeds config.seed, config.seed + 1, ...
 
   if runlocal:
     shrink(config)

@@ -133,16 +133,9 @@ def check_selection_split(config: ml_collections.ConfigDict):
 def _format_terms(values: dict) -> str:
   """'score 0.031 + dof 0.025 + levels 0.026 (raw: dof 0.51 levels 0.52)':
   the weighted terms that sum to the loss, then the raw distillation terms."""
-  weighted = " + ".join(
-    f"{k.removeprefix('loss_').removesuffix('_weighted')} {v:.4g}"
-    for k, v in values.items()
-    if k.startswith("loss_") and k.endswith("_weighted")
-  )
-  raw = " ".join(
-    f"{name} {values[f'loss_{name}']:.4g}"
-    for name in losses.FEATURE_TERMS
-    if f"loss_{name}" in values
-  )
+  names = [n for n in ("score", *losses.FEATURE_TERMS) if f"loss_{n}_weighted" in values]
+  weighted = " + ".join(f"{n} {values[f'loss_{n}_weighted']:.4g}" for n in names)
+  raw = " ".join(f"{n} {values[f'loss_{n}']:.4g}" for n in names if n != "score")
   return f"{weighted} (raw: {raw})" if raw else weighted
 
 

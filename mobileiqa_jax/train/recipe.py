@@ -10,10 +10,12 @@ exports the student to TFLite if config.recipe.export is set.
 """
 
 import json
+import time
 
 from etils import epath
 import jax
 import ml_collections
+import numpy as np
 
 from mobileiqa_jax.train import loop
 
@@ -100,3 +102,75 @@ def format_runs(results: dict, summaries: dict) -> str:
       lines.append(row([*described, split, *(f"{m[k]:.4f}" for k in ("srcc", "plcc", "krcc"))]))
       described = [""] * len(described)
   return "\n".join(lines)
+
+
+METRICS = ("srcc", "plcc", "krcc")
+
+
+def _mean_sd(values) -> dict:
+  values = np.asarray(values, np.float64)
+  sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+  return {"mean": float(values.mean()), "sd": sd, "values": values.tolist()}
+
+
+def summarize_seeds(per_seed: dict) -> dict:
+  """{seed: {run: {split: metrics}}} -> mean ± sd of every run, split and
+  metric over the seeds, and the distillation gain (student minus baseline)."""
+  seeds = list(per_seed)
+  first = per_seed[seeds[0]]
+  rows = {
+    run: {
+      split: {k: _mean_sd([per_seed[s][run][split][k] for s in seeds]) for k in METRICS}
+      for split in splits
+    }
+    for run, splits in first.items()
+  }
+  gain = {}
+  if "student" in first and "baseline" in first:
+    diff = lambda s, split, k: per_seed[s]["student"][split][k] - per_seed[s]["baseline"][split][k]
+    gain = {
+      split: {k: _mean_sd([diff(s, split, k) for s in seeds]) for k in METRICS}
+      for split in first["student"]
+    }
+  return {"seeds": seeds, "runs": rows, "gain": gain}
+
+
+def format_seeds(summary: dict) -> str:
+  """Mean ± sd per run and split, the distillation gain (student minus
+  baseline) likewise, then the gain in SRCC at each seed."""
+  seeds = summary["seeds"]
+  lines = [f"{len(seeds)} seeds: {', '.join(map(str, seeds))} (mean ± sd)"]
+  lines.append(f"{'run':<10}{'split':<12}" + "".join(f"{k.upper():>17}" for k in METRICS))
+  for run, splits in summary["runs"].items():
+    for split, m in splits.items():
+      cells = "".join(f"{m[k]['mean']:>10.4f} ± {m[k]['sd']:<5.3f}" for k in METRICS)
+      lines.append(f"{run:<10}{split:<12}{cells}")
+  for split, m in summary["gain"].items():
+    cells = "".join(f"{m[k]['mean']:>+10.4f} ± {m[k]['sd']:<5.3f}" for k in METRICS)
+    lines.append(f"{'gain':<10}{split:<12}{cells}")
+  for split, m in summary["gain"].items():
+    srcc = m["srcc"]
+    per_seed = " ".join(f"{v:+.4f}" for v in srcc["values"])
+    lines.append(
+      f"distillation gain, {split} SRCC: {srcc['mean']:+.4f} ± {srcc['sd']:.4f} "
+      f"(per seed: {per_seed})"
+    )
+  return "\n".join(lines)
+
+
+def over_seeds(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """The recipe at config.recipe.num_seeds seeds (config.seed, config.seed + 1,
+  ...), each in WORKDIR/seed_<seed> (resumable as any recipe); prints the
+  mean ± sd table and writes it to WORKDIR/seeds.json."""
+  workdir, start = epath.Path(workdir), time.time()
+  per_seed = {}
+  for seed in range(config.seed, config.seed + config.recipe.num_seeds):
+    seed_config = _variant(config, seed=seed, recipe__export=False)
+    seed_config.mode = "recipe"
+    per_seed[seed] = teacher_then_student(seed_config, str(workdir / f"seed_{seed}"))
+  summary = {**summarize_seeds(per_seed), "wall_seconds": time.time() - start}
+  if jax.process_index() == 0:
+    print(format_seeds(summary))
+    print(f"wall time {summary['wall_seconds'] / 60:.1f} min; per run: WORKDIR/seed_*/results.json")
+    (workdir / "seeds.json").write_text(json.dumps(summary, indent=2))
+  return summary

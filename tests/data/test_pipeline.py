@@ -71,7 +71,7 @@ def test_training_flips_and_is_deterministic(labelled_csv):
     return list(loader)
 
   a, b, c = first_epoch(1), first_epoch(1), first_epoch(2)
-  assert len(a) == 18 // 3  # 18 training rows, whole batches only
+  assert len(a) == 16 // 3  # 16 training rows (23 less 5 test, 2 validation), whole batches
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x["image"], y["image"])
   assert not all(np.array_equal(x["label"], y["label"]) for x, y in zip(a, c))
@@ -236,7 +236,7 @@ def test_global_batches_do_not_depend_on_process_count(labelled_csv):
 
   alone = batches(0, 1)
   halves = [batches(0, 2), batches(1, 2)]
-  assert len(alone) == len(halves[0]) == len(halves[1]) == 9  # 2 epochs of 18, batches of 4
+  assert len(alone) == len(halves[0]) == len(halves[1]) == 8  # 2 epochs of 16, batches of 4
   for k, (labels, images) in enumerate(alone):
     np.testing.assert_array_equal(labels, np.concatenate([halves[0][k][0], halves[1][k][0]]))
     np.testing.assert_array_equal(images, np.concatenate([halves[0][k][1], halves[1][k][1]]))

@@ -1,0 +1,76 @@
+"""The recipe's tables: one seed's runs, and mean ± sd over seeds."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mobileiqa_jax.train import defaults, recipe
+
+
+def _metrics(srcc):
+  return {"srcc": srcc, "plcc": srcc + 0.01, "krcc": srcc - 0.1, "sum": 3 * srcc - 0.09}
+
+
+def test_run_table_says_what_each_run_did():
+  results = {"teacher": {"validation": _metrics(0.8), "test": _metrics(0.7)}}
+  summaries = {
+    "teacher": {
+      "steps": 128,
+      "images_seen": 2048,
+      "wall_seconds": 301.5,
+      "selected_step": 96,
+      "selection_split": "validation",
+    }
+  }
+  lines = recipe.format_runs(results, summaries).splitlines()
+  assert lines[0].split() == [
+    "run", "steps", "images", "time", "selected", "step", "split", "SRCC", "PLCC", "KRCC"
+  ]  # fmt: skip
+  assert lines[1].split() == [
+    "teacher", "128", "2048", "5m01s", "96", "(validation)", "validation",
+    "0.8000", "0.8100", "0.7000",
+  ]  # fmt: skip
+  assert lines[2].split() == ["test", "0.7000", "0.7100", "0.6000"]
+
+
+def test_seed_summary_is_mean_sd_and_gain_per_seed():
+  student, baseline = [0.60, 0.70, 0.65], [0.55, 0.72, 0.60]
+  per_seed = {
+    seed: {
+      "student": {"validation": _metrics(s), "test": _metrics(s - 0.05)},
+      "baseline": {"validation": _metrics(b), "test": _metrics(b - 0.05)},
+    }
+    for seed, s, b in zip((1, 2, 3), student, baseline)
+  }
+  summary = recipe.summarize_seeds(per_seed)
+  srcc = summary["runs"]["student"]["validation"]["srcc"]
+  assert srcc["mean"] == pytest.approx(np.mean(student))
+  assert srcc["sd"] == pytest.approx(np.std(student, ddof=1))
+  gain = summary["gain"]["test"]["srcc"]
+  assert gain["values"] == pytest.approx(np.subtract(student, baseline))
+  assert gain["mean"] == pytest.approx(np.mean(np.subtract(student, baseline)))
+  table = recipe.format_seeds(summary)
+  assert "3 seeds: 1, 2, 3" in table
+  assert "per seed: +0.0500 -0.0200 +0.0500" in table
+  json.dumps(summary)  # what seeds.json holds
+
+
+def test_over_seeds_runs_the_recipe_once_per_seed(monkeypatch, tmp_path, capsys):
+  seen = []
+
+  def fake_recipe(config, workdir):
+    seen.append((config.seed, config.mode, config.recipe.export, workdir))
+    return {"student": {"test": _metrics(0.5)}, "baseline": {"test": _metrics(0.4)}}
+
+  monkeypatch.setattr(recipe, "teacher_then_student", fake_recipe)
+  config = defaults.base_config("synthetic", runlocal=True)
+  config.seed, config.recipe.num_seeds = 7, 2
+  summary = recipe.over_seeds(config, str(tmp_path))
+  assert seen == [
+    (7, "recipe", False, str(tmp_path / "seed_7")),
+    (8, "recipe", False, str(tmp_path / "seed_8")),
+  ]
+  assert summary["gain"]["test"]["srcc"]["mean"] == pytest.approx(0.1)
+  assert json.loads((tmp_path / "seeds.json").read_text())["seeds"] == [7, 8]
+  assert "distillation gain, test SRCC: +0.1000" in capsys.readouterr().out
