@@ -7,7 +7,11 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
 - Loss: L(student DOF, teacher DOF) + L(student levels, teacher levels)
   + L(student score, label), weights config.loss.*_weight (1, 1, 1 is the
   paper); dof_weight = levels_weight = 0 trains the same student without
-  distillation, for comparison.
+  distillation, for comparison. config.loss.feature_norm=True (not the
+  paper's) divides each feature term by the teacher's feature energy in the
+  batch. The log line, TensorBoard and WORKDIR/summary.json show every term,
+  raw and weighted.
+- The best checkpoint is chosen on validation (config.eval_split).
 - The teacher is frozen in eval mode and never saved with the student; it can
   run at another size (config.distill.teacher_size = (H, W)).
 - Hardware: at 1231x1907 the teacher forward (720 GFLOPs) dominates; batch 8

@@ -87,7 +87,7 @@ def format_runs(results: dict, summaries: dict) -> str:
   """One row per run and split: what the run did (on its first row) and its
   correlations; the selected checkpoint is the one scored."""
   header = ["run", "steps", "images", "time", "selected step", "split", "SRCC", "PLCC", "KRCC"]
-  widths = [8, 5, 6, 6, 15, 10, 7, 7, 7]
+  widths = [8, 5, 6, 6, 16, 10, 7, 7, 7]
   right = {"steps", "images", "time", "SRCC", "PLCC", "KRCC"}
 
   def row(cells):
