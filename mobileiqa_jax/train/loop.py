@@ -148,7 +148,7 @@ def _write_summary(workdir, summary: dict):
 
 def read_summary(workdir) -> dict:
   """What a training run did (`train_and_evaluate` writes it at every
-  checkpoint): steps, images seen, training seconds, the selected checkpoint
+  checkpoint): steps, images seen, wall-clock seconds, the selected checkpoint
   and its split, and the loss terms; {} if the run wrote none."""
   path = epath.Path(workdir) / SUMMARY
   return json.loads(path.read_text()) if path.exists() else {}
