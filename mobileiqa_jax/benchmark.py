@@ -301,23 +301,29 @@ INFERENCE_BACKENDS: dict[str, Callable[[Case, int, int], dict]] = {
 }
 
 
-def measure_training(kind: str, repeats: int, warmup: int, smoke: bool, **shape) -> dict:
+def measure_training(kind: str, repeats: int, warmup: int, smoke: bool, **options) -> dict:
   """`train.throughput.measure`: one optimiser step (batch 2, 512x512 unless
-  `shape` gives batch, height, width)."""
+  `options` give batch, height, width; `tiny` for the tiny presets)."""
   from mobileiqa_jax.train import throughput  # pylint: disable=g-import-not-at-top
 
-  return throughput.measure(kind, repeats, warmup, smoke, **shape)
+  return throughput.measure(kind, repeats, warmup, smoke, **options)
 
 
 # Training throughput: name -> measure(repeats, warmup, smoke) -> row fields
 # with at least `images_per_s`. The full-size row is the paper's distillation
-# input (UHD-IQA), at the batch a CPU holds.
+# input (UHD-IQA), at the batch a CPU holds; the tiny rows are the README's
+# main job (configs/recipe.py:runlocal): its three runs' steps at its batch
+# and image size.
+_QUICK_START = dict(tiny=True, batch=16, height=128, width=128)
 TRAINING_STEPS: dict[str, Callable[[int, int, bool], dict]] = {
   "teacher_step": functools.partial(measure_training, "teacher"),
   "distill_step": functools.partial(measure_training, "distill"),
   "distill_step_full_size": functools.partial(
     measure_training, "distill", batch=1, height=1231, width=1907
   ),
+  "teacher_tiny_step": functools.partial(measure_training, "teacher", **_QUICK_START),
+  "student_tiny_step": functools.partial(measure_training, "student", **_QUICK_START),
+  "distill_tiny_step": functools.partial(measure_training, "distill", **_QUICK_START),
 }
 
 

@@ -17,7 +17,11 @@ from mobileiqa_jax import benchmark, models
 from mobileiqa_jax.train import defaults, losses, optim, sharding, steps
 
 # kind -> (trained network, frozen teacher or None)
-KINDS = {"teacher": ("teacher", None), "distill": ("student", "teacher")}
+KINDS = {
+  "teacher": ("teacher", None),
+  "student": ("student", None),  # the student trained alone, on labels
+  "distill": ("student", "teacher"),
+}
 
 
 def measure(
@@ -26,6 +30,7 @@ def measure(
   warmup: int,
   smoke: bool = False,
   *,
+  tiny: bool = False,
   batch: int = 2,
   height: int = 512,
   width: int = 512,
@@ -34,11 +39,12 @@ def measure(
   """Seconds per optimiser step of teacher training or distillation.
 
   Args:
-    kind: "teacher" (the teacher trained on labels) or "distill" (the
-      student trained against a frozen teacher at the same input size).
+    kind: "teacher" or "student" (trained on labels alone) or "distill"
+      (the student trained against a frozen teacher at the same input size).
     repeats: timed steps (the median is reported).
     warmup: untimed steps after compilation.
     smoke: tiny presets on 64x64 images, for tests.
+    tiny: the tiny presets (the quick-start's networks) at the given size.
     batch, height, width: the global batch.
     **model_overrides: fields for both networks (e.g. band_threshold).
 
@@ -46,8 +52,9 @@ def measure(
     Row fields: compile_s, step_s, steps_s, images_per_s, base/peak RSS.
   """
   trained, frozen = KINDS[kind]
-  if smoke:
+  if smoke or tiny:
     trained, frozen = trained + "_tiny", frozen and frozen + "_tiny"
+  if smoke:
     height = width = 64
   model = models.create(trained, **model_overrides)
   teacher = models.create(frozen, **model_overrides) if frozen else None

@@ -69,13 +69,25 @@ def test_channel_grouped_depthwise_conv_equals_grouped_nn_conv(kernel, channels,
   )
 
 
-@pytest.mark.parametrize("h,w,kernel,stride", [(9, 13, 3, 1), (10, 7, 5, 2), (2, 3, 3, 2)])
-def test_depthwise_conv_gradients_equal_grouped_nn_conv(h, w, kernel, stride):
-  # The custom backward pass (one tap at a time) against autodiff of XLA's conv.
+@pytest.mark.parametrize(
+  "h,w,kernel,stride,padding",
+  [
+    (9, 13, 3, 1, None),
+    (10, 7, 5, 2, None),
+    (2, 3, 3, 2, None),
+    (11, 8, 3, 2, "VALID"),
+    (12, 9, 5, 2, "VALID"),
+    # Row bands (mobilevit_v2.InvertedResidual) pad the columns only.
+    (6, 9, 3, 1, ((0, 0), (1, 1))),
+  ],
+)
+def test_depthwise_conv_gradients_equal_grouped_nn_conv(h, w, kernel, stride, padding):
+  # The custom backward pass (a flipped-kernel correlation for x, one tap at
+  # a time for the kernel) against autodiff of XLA's conv.
   rng = np.random.default_rng(1)
   x = jnp.asarray(rng.standard_normal((2, h, w, 8)).astype(np.float32))
   weights = jnp.asarray(rng.standard_normal((kernel, kernel, 8)).astype(np.float32))
-  padding = layers.torch_padding(kernel, stride)
+  padding = padding or layers.torch_padding(kernel, stride)
 
   def grouped(x, weights):
     return jax.lax.conv_general_dilated(
