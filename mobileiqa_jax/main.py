@@ -9,6 +9,7 @@ join one jax.distributed runtime first.
 """
 
 import logging as std_logging
+import os
 
 from absl import app, flags, logging
 import jax
@@ -36,6 +37,13 @@ def initialize_distributed():
       num_processes=_NUM_PROCESSES.value,
       process_id=_PROCESS_ID.value,
     )
+
+
+def use_compilation_cache(directory: str) -> None:
+  """Turns on JAX's persistent compilation cache in `directory` ('' leaves
+  it off), unless the environment already chose one."""
+  if directory and not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
 
 
 def run(config, workdir: str):
@@ -74,6 +82,7 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required")
   logger = _console_logging()
+  use_compilation_cache(_CONFIG.value.compilation_cache_dir)
   initialize_distributed()
   logger.info(
     "process %d of %d, %d local / %d global devices (%s)",

@@ -57,6 +57,11 @@ def base_config(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
   config.data.split = "official" if dataset == "uhd_iqa" else "random"
 
   config.seed = 3407
+  # JAX's persistent compilation cache: a program compiled once (same HLO,
+  # compiler options, flags, JAX version and device) is read back in later
+  # runs instead of compiled again. '' turns it off; the environment's
+  # JAX_COMPILATION_CACHE_DIR, where set, wins.
+  config.compilation_cache_dir = "~/.cache/mobileiqa_jax/xla"
   config.batch_size = 8  # global, across all devices and hosts
   config.eval_batch_size = 8
   config.grad_accumulation_steps = 1

@@ -314,3 +314,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(teacher_run, t
   assert "the last good checkpoint is step 6" in result.stderr
   _, metadata = latest_params(workdir)
   assert metadata["step"] == 6
+
+
+def test_compilation_cache_is_set_once_and_can_be_turned_off(tmp_path):
+  from mobileiqa_jax import main  # pylint: disable=g-import-not-at-top
+
+  chosen = jax.config.jax_compilation_cache_dir
+  try:
+    jax.config.update("jax_compilation_cache_dir", None)
+    main.use_compilation_cache("")
+    assert jax.config.jax_compilation_cache_dir is None
+    main.use_compilation_cache(str(tmp_path / "cache"))
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+    # A directory already chosen (the environment's, or an earlier call's) stays.
+    main.use_compilation_cache(str(tmp_path / "other"))
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+  finally:
+    jax.config.update("jax_compilation_cache_dir", chosen)
