@@ -221,31 +221,30 @@ def _depthwise_input_gradient(grad, kernel, stride, padding, x_shape):
   backward pass (16 x 128 x 128).
   """
   k = kernel.shape[0]
-  (top, bottom), (left, right) = ((0, 0), (0, 0)) if padding == "VALID" else padding
+  (top, bottom), (left, right) = _spatial_pads(padding)
   _, h, w, _ = x_shape
   out_h, out_w = grad.shape[1:3]
-  # Zeros after the last spread row and column up to the padded input's size,
-  # plus k - 1 so that the correlation's output covers all of it.
-  rows_after = h + top + bottom - ((out_h - 1) * stride + 1) + k - 1
-  cols_after = w + left + right - ((out_w - 1) * stride + 1) + k - 1
+  # k - 1 zeros before the spread grad, and after it as many as make the
+  # correlation's output the padded input's size (at least k - 1).
+  rows_after = h + top + bottom - ((out_h - 1) * stride + 1)
+  cols_after = w + left + right - ((out_w - 1) * stride + 1)
   spread = lax.pad(
     grad,
     jnp.zeros((), grad.dtype),
-    (
-      (0, 0, 0),
-      (k - 1, rows_after - (k - 1), stride - 1),
-      (k - 1, cols_after - (k - 1), stride - 1),
-      (0, 0, 0),
-    ),
+    ((0, 0, 0), (k - 1, rows_after, stride - 1), (k - 1, cols_after, stride - 1), (0, 0, 0)),
   )
   grad_padded = _shifted_sum(spread, kernel[::-1, ::-1], 1, "VALID")
   return grad_padded[:, top : top + h, left : left + w]
 
 
+def _spatial_pads(padding):
+  """((top, bottom), (left, right)) of "VALID" or such a pair itself."""
+  return ((0, 0), (0, 0)) if padding == "VALID" else padding
+
+
 def _pad_spatial(x, padding):
   """NHWC x padded with zeros by "VALID" or ((top, bottom), (left, right))."""
-  pads = ((0, 0), (0, 0)) if padding == "VALID" else padding
-  return jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  return jnp.pad(x, ((0, 0), *_spatial_pads(padding), (0, 0)))
 
 
 def _shifted_sum(x, kernel, stride, padding):
