@@ -64,6 +64,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.synthetic.width = 512
   # Probability that an image is left clean (label 1.0).
   config.synthetic.clean_fraction = 0.05
-  # At most this many distortions are stacked on one image.
-  config.synthetic.max_distortions = 2
+  # At most this many distortions are stacked on one image. One: stacking
+  # makes the damage easier to read from global statistics (a linear fit on
+  # hand-made features: test SRCC 0.74 at one, 0.79 at two, 0.81 at three;
+  # 1024 train and 512 test images at 128 px).
+  config.synthetic.max_distortions = 1
+  # Splits are generated once into this folder and then read back; '' makes
+  # every example afresh each time it is read.
+  config.synthetic.cache_dir = "~/.cache/mobileiqa_jax/synthetic"
   return config

@@ -154,6 +154,7 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str):
       width=synthetic.width,
       clean_fraction=synthetic.clean_fraction,
       max_distortions=synthetic.max_distortions,
+      cache_dir=synthetic.cache_dir,
     )
   if name == "csv":
     return sources.CsvSource(

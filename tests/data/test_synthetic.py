@@ -1,8 +1,12 @@
-"""The generated IQA set: deterministic, well-labelled, learnable, not trivial."""
+"""The generated IQA set: deterministic, cached, well-labelled, learnable, not trivial."""
+
+import dataclasses
 
 import numpy as np
-from scipy import ndimage, stats
+import pytest
+from scipy import stats
 
+from mobileiqa_jax import hand_features
 from mobileiqa_jax.data.synthetic import distortions, msssim, scenes, source
 
 
@@ -26,9 +30,7 @@ def test_ms_ssim_properties():
   clean = scenes.render_scene(np.random.default_rng(1), 128, 128)
   assert msssim.ms_ssim(clean, clean) == 1.0
   rng = np.random.default_rng(0)
-  scores = [
-    msssim.ms_ssim(clean, distortions.gaussian_noise(clean, rng, s)) for s in (0.1, 0.5, 1.0)
-  ]
+  scores = [msssim.ms_ssim(clean, distortions.luma_noise(clean, rng, s)) for s in (0.1, 0.5, 1.0)]
   assert scores[0] > scores[1] > scores[2]
 
 
@@ -40,46 +42,60 @@ def test_every_family_keeps_shape_and_range():
     assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0, name
 
 
-def _features(image: np.ndarray) -> np.ndarray:
-  """Hand-made no-reference statistics: sharpness, noise, contrast, colour."""
-  gray = image.astype(np.float32).mean(axis=2) / 255.0
-  feats = []
-  for sigma in (0.0, 1.0, 2.0):
-    smooth = ndimage.gaussian_filter(gray, sigma) if sigma else gray
-    gy, gx = np.gradient(smooth)
-    magnitude = np.hypot(gx, gy)
-    feats += [magnitude.mean(), np.percentile(magnitude, 90), np.percentile(magnitude, 99)]
-  laplacian = ndimage.laplace(gray)
-  feats += [
-    np.abs(laplacian).mean(),
-    np.median(np.abs(laplacian)),
-    gray.std(),
-    image.std(axis=2).mean() / 255.0,
-    len(np.unique(image[..., 1])) / 256.0,
-  ]
-  return np.log(np.asarray(feats) + 1e-4)
+def test_labels_fall_with_every_family():
+  """Labels are monotone in damage: more of any family, never a higher label."""
+  for seed in range(3):
+    clean = scenes.render_scene(np.random.default_rng(seed), 96, 96)
+    for name, family in distortions.FAMILIES.items():
+      labels = []
+      for strength in (0.0, 0.35, 0.7, 1.0):
+        # The same draws at every strength: only the amount of damage changes.
+        damaged = family(clean, np.random.default_rng(100 + seed), strength)
+        pixels = np.round(np.clip(damaged, 0, 1) * 255) / 255
+        labels.append(source.label_from_ms_ssim(msssim.ms_ssim(clean, pixels)))
+      assert np.all(np.diff(labels) <= 0.005), (seed, name, labels)
+      assert labels[-1] < labels[0] - 0.05, (seed, name, labels)
 
 
-def test_learnable_but_not_trivial():
+def test_cache_holds_exactly_what_generation_makes(tmp_path, monkeypatch):
+  cached = source.SyntheticSource(
+    seed=5, split="validation", num_examples=6, height=48, width=40, cache_dir=str(tmp_path)
+  )
+  fresh = dataclasses.replace(cached, cache_dir="")
+  for i in range(6):
+    a, b = cached[i], fresh[i]
+    np.testing.assert_array_equal(a["image"], b["image"])
+    assert (a["label"], a["mos"], a["name"]) == (b["label"], b["mos"], b["name"])
+  # One finished folder, nothing half-written beside it.
+  assert [p.name for p in tmp_path.iterdir()] == [cached.cache_path.name]
+  # Read back, not generated again; other settings get their own folder.
+  expected = fresh[3]["image"]
+  monkeypatch.setattr(source, "generate", None)
+  np.testing.assert_array_equal(dataclasses.replace(cached)[3]["image"], expected)
+  assert dataclasses.replace(cached, max_distortions=2).cache_path != cached.cache_path
+
+
+def test_hand_features_rank_quality_but_far_from_perfectly():
   train = [source.generate(0, "train", i, 96, 96) for i in range(240)]
   test = [source.generate(0, "test", i, 96, 96) for i in range(120)]
-
-  def design(examples):
-    x = np.stack([_features(e["image"]) for e in examples])
-    return np.concatenate([x, x**2, np.ones((len(x), 1))], axis=1)
-
-  x_train, x_test = design(train), design(test)
-  mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-  std[-1], mean[-1] = 1.0, 0.0
-  x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-  y_train = np.asarray([e["label"] for e in train])
-  y_test = np.asarray([e["label"] for e in test])
-  weights = np.linalg.solve(
-    x_train.T @ x_train + 1.0 * np.eye(x_train.shape[1]), x_train.T @ y_train
-  )
-  srcc = stats.spearmanr(x_test @ weights, y_test).statistic
-  # A few global statistics already rank quality well above chance...
-  assert srcc > 0.5, srcc
+  rows = {
+    name: np.stack([hand_features.features(e["image"]) for e in examples])
+    for name, examples in (("train", train), ("test", test))
+  }
+  assert rows["train"].shape == (240, len(hand_features.FEATURE_NAMES))
+  fit = hand_features.RidgeFit().fit(rows["train"], [e["label"] for e in train])
+  srcc = stats.spearmanr(fit.predict(rows["test"]), [e["label"] for e in test]).statistic
+  # Global statistics rank quality well above chance...
+  assert srcc > 0.4, srcc
   # ...but far from perfectly: the label depends on content too.
-  assert srcc < 0.95, srcc
-  assert np.std(y_test) > 0.15  # labels spread over the range
+  assert srcc < 0.9, srcc
+  assert np.std([e["label"] for e in test]) > 0.15  # labels spread over the range
+
+
+def test_hand_features_refuse_what_they_cannot_measure():
+  with pytest.raises(ValueError, match="uint8"):
+    hand_features.features(np.zeros((32, 32, 3), np.float32))
+  with pytest.raises(ValueError, match="16 px"):
+    hand_features.features(np.zeros((8, 32, 3), np.uint8))
+  with pytest.raises(ValueError, match="before fit"):
+    hand_features.RidgeFit().predict(np.zeros((2, len(hand_features.FEATURE_NAMES))))

@@ -1,18 +1,22 @@
 """Procedural "natural-looking" clean images at any resolution.
 
-A scene is a smooth coloured background with fractal (1/f) texture, overlaid
-with shapes (ellipses, rotated rectangles, convex polygons, thin lines) whose
-fills are flat-shaded, striped, checkered or textured and whose edges range
-from crisp to soft. That mix matters for the labels: the same blur costs a
-textured scene much more quality than a smooth one, so the label is not a
-function of the distortion alone (the "content interplay" a quality model
-has to learn). Sizes are relative to the image, so a scene looks alike at
-256 px and at 4K; stripe periods are partly absolute, giving fine detail at
-every resolution.
+A scene is a dead-leaves picture: shapes (ellipses, rotated rectangles,
+convex polygons, thin lines) with power-law sizes fall on a smooth coloured
+background and hide one another, which gives natural images' occlusions and
+1/f spectrum. Fills are flat-shaded, striped, checkered, textured (fractal,
+1/f) or grainy down to single pixels; edges range from crisp to out of
+focus, up to a depth of field drawn per scene. That mix matters for the
+labels: the same noise costs a flat scene far more quality than a grainy
+one, the same blur costs a sharp scene more than a soft one, so the label is
+not a function of the distortion alone (the "content interplay" a quality
+model has to learn). Object sizes are relative to the image and edge widths
+and grain are in pixels, so a scene at any size looks like a crop of a
+photograph at its native resolution.
 """
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 
 def upsample(small: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -100,7 +104,9 @@ def _shape_distance(rng, kind, xx, yy, cx, cy, size):
 
 def _fill(rng, xx, yy, colour, scale):
   """The fill of one shape over its bounding box: (h, w, 3) in about 0..1."""
-  kind = rng.choice(["flat", "stripes", "checker", "texture"], p=[0.35, 0.2, 0.1, 0.35])
+  kind = rng.choice(
+    ["flat", "stripes", "checker", "texture", "grain"], p=[0.3, 0.15, 0.1, 0.3, 0.15]
+  )
   h, w = xx.shape
   # Shading: a linear light gradient across the shape.
   gx, gy = (float(g) for g in rng.normal(0, 0.4, 2) / scale)
@@ -121,13 +127,40 @@ def _fill(rng, xx, yy, colour, scale):
       sharpness = _uniform(rng, 1.0, 6.0)
       mix = np.clip((mix - 0.5) * sharpness + 0.5, 0.0, 1.0)
     return base * (1 - mix[..., None]) + other * mix[..., None]
+  if kind == "grain":
+    # Sand, foliage, fabric: detail down to single pixels that looks like
+    # noise but stays inside its object, and that hides real noise.
+    size = max(h, w)
+    texture = np.stack(
+      [fractal_noise(rng, h, w, beta=_uniform(rng, 0.0, 0.5), coarsest=2, finest=size)] * 2
+      + [fractal_noise(rng, h, w, beta=_uniform(rng, 0.0, 0.5), coarsest=2, finest=size)],
+      axis=-1,
+    )
+    return base * (1.0 + _uniform(rng, 0.04, 0.25) * texture)
   texture = fractal_noise(rng, h, w, beta=_uniform(rng, 0.3, 1.2), coarsest=2)
   amount = _uniform(rng, 0.05, 0.35)
   return base * (1.0 + amount * texture[..., None])
 
 
+_MAX_LEAVES = 400
+
+
+def _leaf_radius(rng: np.random.Generator, smallest: float, largest: float) -> float:
+  """A radius with density proportional to r**-3 on [smallest, largest]: the
+  dead-leaves law, whose occlusions give the scene a 1/f spectrum at every
+  scale between the two."""
+  u = _uniform(rng, 0.0, 1.0)
+  return smallest / np.sqrt(1.0 - u * (1.0 - (smallest / largest) ** 2))
+
+
 def render_scene(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-  """A clean scene as (height, width, 3) float32 in [0, 1]."""
+  """A clean scene as (height, width, 3) float32 in [0, 1].
+
+  A dead-leaves picture: shapes with power-law sizes fall on a textured
+  background and hide one another. How busy a scene is varies a lot (the
+  smallest leaf is 0.5% to 10% of the long side, 8 to 160 leaves), so the
+  same damage is glaring on some scenes and masked on others.
+  """
   long_side = max(height, width)
   # Background: two colours blended by a smooth field, plus fine texture.
   field = fractal_noise(rng, height, width, beta=_uniform(rng, 1.2, 2.0), coarsest=2, finest=16)
@@ -143,10 +176,21 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> np.ndarra
       + grain_amount * fractal_noise(rng, height, width, beta=_uniform(rng, 0.2, 1.0))[..., None]
     )
 
-  num_shapes = rng.integers(4, 16)
-  for _ in range(num_shapes):
-    kind = rng.choice(["ellipse", "rectangle", "polygon", "line"], p=[0.3, 0.3, 0.25, 0.15])
-    size = long_side * _uniform(rng, 0.04, 0.3)
+  # How far out of focus the farthest things are, in pixels of edge width.
+  depth_blur = float(np.exp(_uniform(rng, np.log(0.6), np.log(8.0))))
+  image = ndimage.gaussian_filter(image, sigma=(depth_blur / 2, depth_blur / 2, 0))
+
+  smallest = max(1.0, long_side * float(np.exp(_uniform(rng, np.log(0.005), np.log(0.1)))))
+  largest = long_side * 0.5
+  # Leaves fall until their areas add up to 0.3 to 3 times the frame: from a
+  # few objects on open ground to a thicket where the ground never shows.
+  coverage = height * width * float(np.exp(_uniform(rng, np.log(0.3), np.log(3.0))))
+  for _ in range(_MAX_LEAVES):
+    if coverage <= 0:
+      break
+    kind = rng.choice(["ellipse", "rectangle", "polygon", "line"], p=[0.35, 0.25, 0.25, 0.15])
+    size = _leaf_radius(rng, smallest, largest)
+    coverage -= np.pi * size * size
     cx, cy = _uniform(rng, 0, width), _uniform(rng, 0, height)
     reach = size * (2.2 if kind == "line" else 1.2) + 4
     x0, x1 = int(max(0, cx - reach)), int(min(width, cx + reach + 1))
@@ -155,12 +199,10 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> np.ndarra
       continue
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     distance = _shape_distance(rng, kind, xx, yy, cx, cy, size)
-    # Edge softness from crisp (half a pixel) to out-of-focus.
-    softness = float(
-      rng.choice(
-        [0.5, _uniform(rng, 0.5, 2.0), _uniform(rng, 2.0, 8.0) * long_side / 512], p=[0.5, 0.3, 0.2]
-      )
-    )
+    # Edge softness from crisp (half a pixel) up to the scene's depth of
+    # field: some scenes are sharp throughout, others have most things
+    # out of focus around a sharp subject.
+    softness = 0.5 if rng.random() < 0.4 else _uniform(rng, 0.5, depth_blur)
     alpha = np.clip(0.5 - distance / (2 * softness), 0.0, 1.0)[..., None]
     if not alpha.any():
       continue
