@@ -6,7 +6,10 @@ Runs, each in its own sub-workdir (and each resumable like any run):
   baseline/   (optional) the same student trained on labels alone for the
               same steps, to show what distillation adds;
 then evaluates them all on the held-out splits and prints one table, and
-exports the student to TFLite if config.recipe.export is set.
+exports the student to TFLite if config.recipe.export is set. With
+config.recipe.hand_features the table also has the reference every network
+must beat: a ridge fit on hand-made statistics (`hand_features`) of the same
+training images, scored on the same splits.
 """
 
 import json
@@ -17,6 +20,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from mobileiqa_jax import hand_features, metrics
+from mobileiqa_jax.data import pipeline, preprocess
 from mobileiqa_jax.train import loop
 
 
@@ -52,6 +57,10 @@ def teacher_then_student(config: ml_collections.ConfigDict, workdir: str) -> dic
     loop.train_and_evaluate(run_config, str(workdir / name))
 
   results, summaries = {}, {}
+  if config.recipe.hand_features:
+    start = time.time()
+    results["features"] = fit_hand_features(config.data, config.eval.splits)
+    summaries["features"] = {"wall_seconds": time.time() - start}
   for name, run_config in runs.items():
     eval_config = ml_collections.ConfigDict(run_config.to_dict())
     eval_config.eval.checkpoint = str(workdir / name)
@@ -69,11 +78,33 @@ def teacher_then_student(config: ml_collections.ConfigDict, workdir: str) -> dic
   return results
 
 
+def fit_hand_features(data_cfg: ml_collections.ConfigDict, eval_splits) -> dict:
+  """The hand-features reference: a `hand_features.RidgeFit` on the training
+  split's images, as the networks see them (decoded and resized, unflipped),
+  scored on each of `eval_splits`. Returns {split: metrics}."""
+  decode = preprocess.DecodeAndResize(data_cfg.height, data_cfg.width)
+
+  def rows(split):
+    source = pipeline.make_source(data_cfg, split)
+    examples = [decode.map(source[i]) for i in range(len(source))]
+    features = np.stack([hand_features.features(e["image"]) for e in examples])
+    return features, np.asarray([e["label"] for e in examples])
+
+  fit = hand_features.RidgeFit().fit(*rows("train"))
+  results = {}
+  for split in eval_splits:
+    features, labels = rows(split)
+    results[split] = metrics.correlations(fit.predict(features), labels)
+  return results
+
+
 def _describe_run(summary: dict) -> list[str]:
   """The run's columns: steps, images seen, wall time, selected checkpoint."""
   if not summary:
     return ["?", "?", "?", "?"]
   seconds = int(summary["wall_seconds"])
+  if "steps" not in summary:  # a fit, not a training run
+    return ["-", "-", f"{seconds // 60}m{seconds % 60:02d}s", "-"]
   selected = summary["selected_step"]
   return [
     str(summary["steps"]),

@@ -75,6 +75,17 @@ def test_cache_holds_exactly_what_generation_makes(tmp_path, monkeypatch):
   assert dataclasses.replace(cached, max_distortions=2).cache_path != cached.cache_path
 
 
+def test_cache_made_on_several_cores_keeps_the_order(tmp_path):
+  cached = source.SyntheticSource(
+    seed=2, split="train", num_examples=source._CHUNK + 5, height=32, width=32,
+    cache_dir=str(tmp_path),
+  )  # fmt: skip
+  fresh = dataclasses.replace(cached, cache_dir="")
+  for i in (0, source._CHUNK - 1, source._CHUNK, source._CHUNK + 4):
+    np.testing.assert_array_equal(cached[i]["image"], fresh[i]["image"])
+    assert cached[i]["label"] == fresh[i]["label"]
+
+
 def test_hand_features_rank_quality_but_far_from_perfectly():
   train = [source.generate(0, "train", i, 96, 96) for i in range(240)]
   test = [source.generate(0, "test", i, 96, 96) for i in range(120)]

@@ -72,12 +72,14 @@ def test_export_runs_in_litert_like_jax(tiny, tmp_path, quantization, input_kind
   assert report["verification"]["passed"] and report["verification"]["samples"] == 4
   assert report["file"]["bytes"] == out.stat().st_size
 
-  # Weights dominate the file: 4, 2 or 1 byte(s) per parameter.
+  # Weights dominate the file: 4, 2 or 1 byte(s) per parameter (int8 a little
+  # more: biases and depthwise kernels stay float32, a bigger share of this
+  # tiny model than of the full student).
   per_param = out.stat().st_size / checkpoints.count_params(variables["params"])
   assert (
     {"float32": 3.8, "float16": 1.9, "dynamic_int8": 0.9}[quantization]
     < per_param
-    < {"float32": 4.3, "float16": 2.3, "dynamic_int8": 1.3}[quantization]
+    < {"float32": 4.3, "float16": 2.3, "dynamic_int8": 1.4}[quantization]
   )
 
   # Fresh images, and a reference that normalises on its own: this also checks

@@ -30,8 +30,8 @@ def test_tiny_presets_train_and_eval(name):
   x = np.random.default_rng(0).standard_normal((2, 75, 99, 3)).astype(np.float32)
   variables = random_variables(model, x)
   scores, taps = jax.jit(model.apply)(variables, x)
-  assert scores.shape == (2,) and taps["levels"].shape == (5, 2, 12, 12, 32)
-  assert taps["dof"].shape == (3, 2, 12, 12, 32) and taps["fused"].shape == (2, 12, 12, 32)
+  assert scores.shape == (2,) and taps["levels"].shape == (5, 2, 8, 8, 32)
+  assert taps["dof"].shape == (3, 2, 8, 8, 32) and taps["fused"].shape == (2, 8, 8, 32)
   if model.sigmoid:
     assert np.all((scores > 0) & (scores < 1))
 

@@ -74,3 +74,17 @@ def test_over_seeds_runs_the_recipe_once_per_seed(monkeypatch, tmp_path, capsys)
   assert summary["gain"]["test"]["srcc"]["mean"] == pytest.approx(0.1)
   assert json.loads((tmp_path / "seeds.json").read_text())["seeds"] == [7, 8]
   assert "distillation gain, test SRCC: +0.1000" in capsys.readouterr().out
+
+
+def test_hand_features_row_fits_on_train_and_scores_each_split(tmp_path):
+  config = defaults.base_config("synthetic", runlocal=True)
+  config.data.height = config.data.width = 64
+  config.data.synthetic.update(
+    height=64, width=64, num_train=96, num_validation=48, num_test=48, cache_dir=str(tmp_path)
+  )
+  results = recipe.fit_hand_features(config.data, ("validation", "test"))
+  assert list(results) == ["validation", "test"]
+  for split in results.values():
+    assert split["srcc"] > 0.2, split  # the statistics say something about damage
+  table = recipe.format_runs({"features": results}, {"features": {"wall_seconds": 3.2}})
+  assert table.splitlines()[1].split()[:6] == ["features", "-", "-", "0m03s", "-", "validation"]
