@@ -12,8 +12,8 @@ default synthetic), optionally ',runlocal'.
   ones (e.g. --config.grad_accumulation_steps=4).
 - Expected: a reproduction of this teacher reached SRCC 0.752 / PLCC 0.756 on
   UHD-IQA validation at 1907x1231 (0.416 SRCC at 448x448).
-- runlocal: a tiny teacher on 128x128 synthetic images, about 8 minutes on a
-  2-core CPU; test SRCC 0.36 ± 0.12 over 3 seeds on the synthetic set (README).
+- runlocal: a tiny teacher on 128x128 synthetic images, about 6 minutes on a
+  2-core CPU; test SRCC 0.38 ± 0.03 over 3 seeds on the synthetic set (README).
 """
 
 from mobileiqa_jax.train import defaults
