@@ -11,7 +11,9 @@ globs are expanded here, `**` included). Each row has `path`, `score` and
 the others are still scored. --output writes CSV or JSON (by its extension)
 through a temporary file renamed into place, so it is complete or absent;
 without it a table goes to stdout. The input size is the checkpoint's trained
-size unless --size says otherwise (see `mobileiqa_jax/scoring.py`).
+size unless --size says otherwise; a network trained on crops scores each photo
+at its own resolution, as the mean over crop-sized tiles (see
+`mobileiqa_jax/scoring.py`).
 
 Exit status: 0 every image scored; 2 some could not be (their rows say why);
 1 nothing was scored (no checkpoint, no images, bad options).
@@ -205,6 +207,14 @@ def _parse(argv):
     "ImageNet mean colour (default: stretch, as in training)",
   )
   parser.add_argument(
+    "--max-tiles",
+    type=int,
+    default=64,
+    help="networks trained on crops score a photo as the mean over tiles at its "
+    "own resolution: at most this many, spread over the photo (0: every tile; "
+    "default: 64)",
+  )
+  parser.add_argument(
     "--progress",
     action=argparse.BooleanOptionalAction,
     default=None,
@@ -213,6 +223,8 @@ def _parse(argv):
   args = parser.parse_args(argv)
   if args.batch_size < 1:
     parser.error("--batch-size must be at least 1")
+  if args.max_tiles < 0:
+    parser.error("--max-tiles must be 0 (every tile) or more")
   if args.output:
     output = pathlib.Path(args.output)
     if output.suffix.lower() not in OUTPUT_FORMATS:
@@ -234,7 +246,11 @@ def main(argv=None) -> int:
 
   try:
     scorer = scoring.Scorer.from_checkpoint(
-      args.checkpoint, size=args.size, keep_aspect=args.keep_aspect, batch_size=args.batch_size
+      args.checkpoint,
+      size=args.size,
+      keep_aspect=args.keep_aspect,
+      batch_size=args.batch_size,
+      max_tiles=args.max_tiles,
     )
   except (FileNotFoundError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)

@@ -10,6 +10,12 @@ Every input takes the evaluation pipeline's steps: decode to upright 8-bit RGB
 normalisation (`data/preprocess.py`), so a photo scores as it did in training's
 evaluation.
 
+Networks trained on crops (data.crop, the quick start) instead score a photo
+of any size at its own resolution: the mean over crop-sized tiles on an even
+grid that covers it (`data/tiles.py`), exactly as their evaluation scores an
+image. `max_tiles` caps the tiles of a large photo (default 64, spread over
+the whole photo; 0 scores every tile of the covering grid).
+
 The input size. The networks run at any size (the heads pool to a fixed grid),
 but a score is calibrated only at the size the network was trained at, because
 the backbone sees blur and noise at that scale. So:
@@ -45,7 +51,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mobileiqa_jax import checkpoints, xla_options
-from mobileiqa_jax.data import decode, preprocess
+from mobileiqa_jax.data import decode, preprocess, tiles
 from mobileiqa_jax.train import defaults
 
 # What converted checkpoints, which carry no size, are scored at.
@@ -134,6 +140,17 @@ def trained_size(path) -> tuple[tuple[int, int], str]:
   return tuple(PAPER_SIZE), "the paper's UHD-IQA size (the checkpoint records none)"
 
 
+def trained_tiles(path) -> tuple[int, int] | None:
+  """The (h, w) crops the run at `path` trained on (its config.json's
+  data.crop), or None: it trained on whole images, or records nothing."""
+  config_file = pathlib.Path(path) / "config.json"
+  if config_file.is_file():
+    crop = json.loads(config_file.read_text()).get("data", {}).get("crop")
+    if crop:
+      return int(crop[0]), int(crop[1])
+  return None
+
+
 def _apply_scores(module, variables, images):
   scores, _ = module.apply(variables, images, train=False)
   return scores
@@ -194,6 +211,7 @@ class TFLiteBackend:
     self.raw_pixels = np.dtype(self.input["dtype"]) == np.uint8
     self.sidecar = path.with_suffix(".json")
     self.model_name = None
+    self.tiles = None
     if self.sidecar.is_file():
       self._check_sidecar(json.loads(self.sidecar.read_text()), shape)
 
@@ -215,6 +233,10 @@ class TFLiteBackend:
           "which is the only normalisation the networks are trained with"
         )
     self.model_name = report.get("model")
+    if report.get("tiles"):
+      self.tiles = tuple(int(t) for t in report["tiles"])
+      if self.tiles != self.size:
+        raise ValueError(f"{self.sidecar}: tiles {self.tiles} but the input is {self.size}")
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
     inputs = images if self.raw_pixels else normalise(images)
@@ -234,6 +256,11 @@ class Result(NamedTuple):
   error: str | None
 
 
+def _tiling(max_tiles: int) -> str:
+  limit = f"at most {max_tiles}" if max_tiles else "all"
+  return f"photos tiled at their own resolution ({limit} tiles, scores averaged)"
+
+
 class Scorer:
   """Scores images with a checkpoint or a .tflite; build with `from_checkpoint`."""
 
@@ -245,29 +272,52 @@ class Scorer:
     keep_aspect: bool = False,
     batch_size: int = 8,
     description: str = "",
+    tiled: bool = False,
+    max_tiles: int = 64,
   ):
-    """Wraps `backend`, which maps uint8 (n, H, W, 3) with n <= batch_size to scores (n,)."""
+    """Wraps `backend`, which maps uint8 (n, H, W, 3) with n <= batch_size to scores (n,).
+
+    `size` is what the backend takes: whole images are resized to it, or,
+    with `tiled`, images are cut into tiles of that size (at most
+    `max_tiles`, 0: all) and score as the tiles' mean.
+    """
     if batch_size < 1:
       raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if max_tiles < 0:
+      raise ValueError(f"max_tiles must be 0 (no limit) or more, got {max_tiles}")
+    if tiled and keep_aspect:
+      raise ValueError(
+        "keep_aspect letterboxes a resized image, but this network scores photos "
+        "in tiles at their own resolution; drop keep_aspect, or pass a size to resize"
+      )
     self.backend = backend
     self.size = tuple(size)
     self.keep_aspect = keep_aspect
     self.batch_size = batch_size
     self.description = description
+    self.tiled = tiled
+    self.max_tiles = max_tiles
 
   @classmethod
   def from_checkpoint(
-    cls, path, size: tuple[int, int] | None = None, keep_aspect: bool = False, batch_size: int = 8
+    cls,
+    path,
+    size: tuple[int, int] | None = None,
+    keep_aspect: bool = False,
+    batch_size: int = 8,
+    max_tiles: int = 64,
   ) -> "Scorer":
     """A Scorer for a model checkpoint, a training workdir or a .tflite file.
 
     Args:
       path: a checkpoint directory (`load_model` reads it) or a `.tflite`.
       size: (height, width) to resize to; default: the trained size (see the
-        module docstring).
+        module docstring). A crop-trained run scores in tiles unless a size
+        is given.
       keep_aspect: letterbox instead of stretching.
-      batch_size: images per compiled JAX call (the last batch is padded);
-        also how many a .tflite scorer decodes at a time.
+      batch_size: images (or tiles) per compiled JAX call (the last batch is
+        padded); also how many a .tflite scorer decodes at a time.
+      max_tiles: a crop-trained network's tiles per photo at most (0: all).
 
     Raises:
       FileNotFoundError: nothing to load at `path`.
@@ -284,9 +334,10 @@ class Scorer:
         )
       kind = "uint8" if backend.raw_pixels else "float32"
       name = backend.model_name or "model"
+      tiled = backend.tiles is not None and size is None
+      how = _tiling(max_tiles) if tiled else aspect
       description = (
-        f"{name} from {path} (TFLite, {kind} input) at "
-        f"{backend.size[0]}x{backend.size[1]}, {aspect}"
+        f"{name} from {path} (TFLite, {kind} input) at {backend.size[0]}x{backend.size[1]}, {how}"
       )
       return cls(
         backend,
@@ -294,15 +345,21 @@ class Scorer:
         keep_aspect=keep_aspect,
         batch_size=batch_size,
         description=description,
+        tiled=tiled,
+        max_tiles=max_tiles,
       )
     module, variables, metadata = checkpoints.load_model(path)
-    if size is None:
-      size, origin = trained_size(path)
+    crop = trained_tiles(path)
+    tiled = crop is not None and size is None
+    if tiled:
+      size, origin, how = crop, "the crops it trained on", _tiling(max_tiles)
+    elif size is None:
+      (size, origin), how = trained_size(path), aspect
     else:
-      origin = "as asked"
+      origin, how = "as asked", aspect
     description = (
       f"{metadata['model']} from {path} (JAX) at {size[0]}x{size[1]} ({origin}), "
-      f"{aspect}, batches of {batch_size}"
+      f"{how}, batches of {batch_size}"
     )
     return cls(
       JaxBackend(module, variables, batch_size),
@@ -310,11 +367,28 @@ class Scorer:
       keep_aspect=keep_aspect,
       batch_size=batch_size,
       description=description,
+      tiled=tiled,
+      max_tiles=max_tiles,
     )
 
   def prepare(self, item) -> np.ndarray:
-    """One input -> the (H, W, 3) uint8 image the network sees (before normalisation)."""
-    return fit(to_rgb_array(item), *self.size, keep_aspect=self.keep_aspect)
+    """One input -> the uint8 views the network sees (before normalisation):
+    (1, H, W, 3), the resized image, or (tiles, h, w, 3) when tiled."""
+    image = to_rgb_array(item)
+    if not self.tiled:
+      return fit(image, *self.size, keep_aspect=self.keep_aspect)[None]
+    image = tiles.enlarge_to_hold(image, *self.size, preprocess.resize_bicubic)
+    return tiles.cut(image, *self.size, self.max_tiles)
+
+  def _score_views(self, views: list[np.ndarray]) -> np.ndarray:
+    """Each input's views -> its score, the mean over them; the views of
+    several inputs share backend calls of up to batch_size."""
+    flat = np.concatenate(views)
+    scores = np.concatenate(
+      [self.backend(flat[i : i + self.batch_size]) for i in range(0, len(flat), self.batch_size)]
+    )
+    ends = np.cumsum([len(v) for v in views])
+    return np.asarray([part.mean() for part in np.split(scores, ends[:-1])], np.float32)
 
   def score(self, inputs) -> np.ndarray:
     """Scores of one input or a list of them, as float32 of shape (N,).
@@ -332,10 +406,10 @@ class Scorer:
       inputs = [inputs]
     scores = []
     for chunk in self._batches(inputs):
-      for _, image in chunk:
-        if isinstance(image, BaseException):
-          raise image
-      scores.append(self.backend(np.stack([image for _, image in chunk])))
+      for _, views in chunk:
+        if isinstance(views, BaseException):
+          raise views
+      scores.append(self._score_views([views for _, views in chunk]))
     return np.concatenate(scores) if scores else np.zeros((0,), np.float32)
 
   def iter_score_files(self, paths: Iterable) -> Iterator[Result]:
@@ -346,7 +420,7 @@ class Scorer:
     """
     for chunk in self._batches(paths):
       good = [image for _, image in chunk if not isinstance(image, BaseException)]
-      scores = iter(self.backend(np.stack(good)) if good else ())
+      scores = iter(self._score_views(good) if good else ())
       for path, image in chunk:
         if isinstance(image, BaseException):
           yield Result(str(path), None, str(image) or type(image).__name__)
@@ -364,7 +438,7 @@ class Scorer:
       return error
 
   def _batches(self, items: Iterable) -> Iterator[list[tuple]]:
-    """Chunks of up to `batch_size` (item, image or the error preparing it).
+    """Chunks of up to `batch_size` (item, its views or the error preparing it).
 
     Decoding and resizing run on threads (PIL releases the GIL for both) up
     to two batches ahead, so they overlap the network; the bound keeps at

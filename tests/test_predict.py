@@ -312,3 +312,35 @@ def test_tflite_scores_like_jax(photos, tmp_path, capsys):
   alone.with_suffix(".json").write_text(json.dumps(report))
   with pytest.raises(ValueError, match="describes a uint8"):
     scoring.Scorer.from_checkpoint(alone)
+
+
+def test_a_crop_trained_run_scores_photos_in_tiles_at_their_own_size(student, photos, tmp_path):
+  """A workdir whose config trained on 64x64 crops: each photo scores as the
+  mean over the tiles that cover it, nothing resized; a size asked for
+  resizes instead."""
+  model, variables, ckpt = student
+  workdir = tmp_path / "run"
+  shutil.copytree(ckpt, workdir)
+  (workdir / "config.json").write_text(
+    json.dumps({"data": {"height": 128, "width": 128, "crop": [64, 64]}})
+  )
+  scorer = scoring.Scorer.from_checkpoint(workdir, batch_size=BATCH)
+  assert scorer.tiled and scorer.size == (64, 64) and "tiled" in scorer.description
+  apply = jax.jit(lambda x: model.apply(variables, x)[0])
+  paths = [photos / name for name in GOOD]
+  expected = []
+  for path in paths:
+    image = np.asarray(Image.open(path).convert("RGB"))
+    height, width = image.shape[:2]
+    views = [image[t : t + 64, x : x + 64] for t, x in scoring.tiles.grid(height, width, 64, 64)]
+    expected.append(float(np.mean(apply(scoring.normalise(np.stack(views))))))
+  np.testing.assert_allclose(scorer.score(paths), expected, rtol=0, atol=1e-5)
+  # The cap keeps an even grid: fewer tiles, another (close) estimate.
+  capped = scoring.Scorer.from_checkpoint(workdir, batch_size=BATCH, max_tiles=2)
+  assert len(capped.prepare(paths[0])) == 2
+  # A photo smaller than a tile is enlarged to hold one, keeping its shape.
+  assert scorer.prepare(np.zeros((20, 40, 3), np.uint8)).shape == (2, 64, 64, 3)
+  # An explicit size resizes whole photos, as for any run.
+  assert not scoring.Scorer.from_checkpoint(workdir, size=(HEIGHT, WIDTH)).tiled
+  with pytest.raises(ValueError, match="tiles at their own resolution"):
+    scoring.Scorer.from_checkpoint(workdir, keep_aspect=True)

@@ -30,6 +30,12 @@ def get_config() -> ml_collections.ConfigDict:
       the paper's training 80% (0: no validation split, the original's
       protocol of selecting the best checkpoint on test).
     height, width: the size every image is resized to (bicubic).
+    crop: () or (h, w). Set, training takes one random (h, w) crop of each
+      (height, width) image, and evaluation scores an image as the mean over
+      the (h, w) tiles that cover it (`tiles.py`); a `Scorer` of such a run
+      tiles photos of any size the same way, at their own resolution. With
+      height and width at the images' stored size, nothing is resized: the
+      network learns damage at the pixel scale it has in photographs.
     num_workers: grain worker processes per JAX process (0 = in-process).
     worker_buffer_size: batches each worker prepares ahead.
     seed: the default shuffle/flip seed of the loaders.
@@ -48,6 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.validation_fraction = 0.1
   config.height = 512
   config.width = 512
+  config.crop = ()
   config.num_workers = 2
   config.worker_buffer_size = 2
   config.seed = 3407

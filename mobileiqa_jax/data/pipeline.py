@@ -2,7 +2,8 @@
 
 `make_source` gives the raw records of a split; `make_loader` turns them into
 batches: decode (any mode -> RGB, EXIF upright), bicubic resize to
-(data.height, data.width), random flips when training, ImageNet
+(data.height, data.width), with data.crop a random crop (training) or the
+tiles that cover the image (evaluation), random flips when training, ImageNet
 normalisation, and batching of this process's part of the global batch.
 
 Iterator-state contract: `it = iter(loader)` is a grain DataLoaderIterator.
@@ -171,6 +172,21 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str):
   return _public_source(data_cfg, split)
 
 
+def crop_size(data_cfg: ml_collections.ConfigDict) -> tuple[int, int] | None:
+  """data.crop as (h, w), or None for whole images; checked against the image size."""
+  crop = tuple(data_cfg.get("crop", ()) or ())
+  if not crop:
+    return None
+  if len(crop) != 2 or not all(isinstance(c, int) and c > 0 for c in crop):
+    raise ValueError(f"data.crop must be () or (height, width) in pixels, got {crop!r}")
+  if crop[0] > data_cfg.height or crop[1] > data_cfg.width:
+    raise ValueError(
+      f"data.crop {crop[0]}x{crop[1]} does not fit in the {data_cfg.height}x{data_cfg.width} "
+      "images (data.height x data.width); make the crop smaller or the images larger"
+    )
+  return crop
+
+
 def make_loader(
   data_cfg: ml_collections.ConfigDict,
   split: str,
@@ -187,7 +203,9 @@ def make_loader(
   Each process reads only its own part of each batch and yields
   global_batch_size // process_count examples per batch, as dicts of NumPy
   arrays: image float32 (B, H, W, 3) ImageNet-normalised, label float32 (B,),
-  valid bool (B,).
+  valid bool (B,). With data.crop = (h, w), training images are (B, h, w, 3)
+  random crops and evaluation images (B, tiles, h, w, 3), every image's tiles
+  (`tiles.grid`), which `steps.eval_step` scores as their mean.
 
   Training: the shard is reshuffled every epoch with `seed` (each epoch a new
   order), random horizontal and vertical flips, an incomplete last batch is
@@ -229,6 +247,9 @@ def make_loader(
   source = make_source(data_cfg, split)
 
   operations = [preprocess.DecodeAndResize(data_cfg.height, data_cfg.width)]
+  crop = crop_size(data_cfg)
+  if crop:
+    operations.append(preprocess.RandomCrop(*crop) if train else preprocess.Tiles(*crop))
   if train:
     operations.append(preprocess.RandomFlips())
   operations += [

@@ -1,4 +1,5 @@
-"""Per-example grain transforms: decode + resize, random flips, normalisation.
+"""Per-example grain transforms: decode + resize, random crops or tiles,
+random flips, normalisation.
 
 A raw record (what `pipeline.make_source` yields) is a dict with
   image: encoded bytes, or an already decoded (H, W, 3) uint8 array;
@@ -14,7 +15,7 @@ import grain
 import numpy as np
 from PIL import Image
 
-from mobileiqa_jax.data import decode
+from mobileiqa_jax.data import decode, tiles
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -56,6 +57,37 @@ class DecodeAndResize(grain.transforms.Map):
       "label": np.float32(record["label"]),
       "valid": np.bool_(valid),
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomCrop(grain.transforms.RandomMap):
+  """A uniformly placed (height, width) crop: training at native resolution.
+
+  Like the flips, its position comes from grain's per-record generator, so it
+  is reproducible and survives a checkpoint/restore.
+  """
+
+  height: int
+  width: int
+
+  def random_map(self, example, rng: np.random.Generator):
+    image = example["image"]
+    top = int(rng.integers(0, image.shape[0] - self.height + 1))
+    left = int(rng.integers(0, image.shape[1] - self.width + 1))
+    crop = image[top : top + self.height, left : left + self.width]
+    return {**example, "image": np.ascontiguousarray(crop)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tiles(grain.transforms.Map):
+  """(H, W, 3) -> (tiles, height, width, 3), the grid of `tiles.grid`: how a
+  network trained on crops sees a whole image in evaluation."""
+
+  height: int
+  width: int
+
+  def map(self, example):
+    return {**example, "image": tiles.cut(example["image"], self.height, self.width)}
 
 
 class RandomFlips(grain.transforms.RandomMap):

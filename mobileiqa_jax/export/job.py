@@ -1,7 +1,9 @@
 """Export as a main job: `python -m mobileiqa_jax.main --config=configs/export.py`.
 
 Reads `config.export` (checkpoint, out, quantization, input kind) and the
-trained input size from `config.data`.
+trained input size from `config.data`: a run trained on crops (data.crop) is
+exported at the crop size, and its JSON report says `tiles`, so that a
+`Scorer` of the file tiles photos as the JAX checkpoint does.
 """
 
 import logging
@@ -11,7 +13,7 @@ import jax
 import numpy as np
 
 from mobileiqa_jax import checkpoints, export
-from mobileiqa_jax.data import pipeline, preprocess
+from mobileiqa_jax.data import pipeline, preprocess, tiles
 
 
 def split_images(data_cfg, split: str, height: int, width: int, limit: int = 0) -> np.ndarray:
@@ -32,12 +34,19 @@ def export_from_config(config, workdir: str) -> dict:
   module, variables, metadata = checkpoints.load_model(source)
   epath.Path(out).parent.mkdir(parents=True, exist_ok=True)
   height, width = config.data.height, config.data.width
+  crop = pipeline.crop_size(config.data)
   images, checked_on = None, "synthetic sample images"
   if config.export.verify_split:
     images = split_images(
       config.data, config.export.verify_split, height, width, config.export.verify_limit
     )
     checked_on = f"{config.data.name} {config.export.verify_split} split, {len(images)} images"
+    if crop:
+      images = np.concatenate([tiles.cut(image, *crop) for image in images])
+      checked_on += f", {len(images)} tiles"
+  extra = {}
+  if crop:
+    (height, width), extra["tiles"] = crop, list(crop)
   report = export.export_tflite(
     module,
     variables,
@@ -50,7 +59,10 @@ def export_from_config(config, workdir: str) -> dict:
     min_srcc=config.export.min_srcc,
     images=images,
     metadata=dict(
-      checkpoint=str(source), overrides=metadata.get("overrides", {}), verified_on=checked_on
+      checkpoint=str(source),
+      overrides=metadata.get("overrides", {}),
+      verified_on=checked_on,
+      **extra,
     ),
   )
   if jax.process_index() == 0:

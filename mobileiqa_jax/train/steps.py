@@ -185,8 +185,18 @@ def train_step(state: TrainState, batch, teacher_variables, *, tx, schedule, **l
 
 def eval_step(variables, batch, *, model):
   """Scores of a global batch, with its labels and validity mask passed through
-  so that gathering keeps them aligned."""
-  scores, _ = model.apply(variables, batch["image"])
+  so that gathering keeps them aligned.
+
+  Images (B, tiles, h, w, 3), the tiles of a crop-trained run's evaluation
+  (data.crop), score as the mean over each image's tiles.
+  """
+  images = batch["image"]
+  if images.ndim == 5:
+    count, per_image = images.shape[:2]
+    scores, _ = model.apply(variables, images.reshape(count * per_image, *images.shape[2:]))
+    scores = scores.reshape(count, per_image).mean(axis=1)
+  else:
+    scores, _ = model.apply(variables, images)
   return scores, batch["label"], batch["valid"]
 
 

@@ -144,3 +144,19 @@ def test_adamw_warms_up_then_decays():
   assert float(schedule(0)) == 0.0
   np.testing.assert_allclose(schedule(cfg.warmup_steps), cfg.learning_rate, rtol=1e-6)
   assert float(schedule(99)) < 0.01 * cfg.learning_rate
+
+
+def test_eval_step_scores_tiled_images_as_their_tiles_mean():
+  from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
+  from mobileiqa_jax.train import steps  # pylint: disable=g-import-not-at-top
+  from tests.conftest import random_variables  # pylint: disable=g-import-not-at-top
+
+  model = models.create(
+    "student_tiny", grid=4, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8
+  )
+  images = np.random.default_rng(0).standard_normal((2, 3, 32, 32, 3)).astype(np.float32)
+  variables = random_variables(model, images[0])
+  batch = {"image": images, "label": np.ones(2, np.float32), "valid": np.ones(2, bool)}
+  scores, _, _ = jax.jit(lambda v, b: steps.eval_step(v, b, model=model))(variables, batch)
+  per_tile = model.apply(variables, images.reshape(6, 32, 32, 3))[0].reshape(2, 3)
+  np.testing.assert_allclose(scores, per_tile.mean(axis=1), rtol=1e-5, atol=1e-6)
