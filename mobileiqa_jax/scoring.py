@@ -372,13 +372,18 @@ class Scorer:
     )
 
   def prepare(self, item) -> np.ndarray:
-    """One input -> the uint8 views the network sees (before normalisation):
-    (1, H, W, 3), the resized image, or (tiles, h, w, 3) when tiled."""
+    """One input -> what the network sees (uint8, before normalisation): the
+    (H, W, 3) resized image, or its (tiles, h, w, 3) tiles when tiled."""
     image = to_rgb_array(item)
     if not self.tiled:
-      return fit(image, *self.size, keep_aspect=self.keep_aspect)[None]
+      return fit(image, *self.size, keep_aspect=self.keep_aspect)
     image = tiles.enlarge_to_hold(image, *self.size, preprocess.resize_bicubic)
     return tiles.cut(image, *self.size, self.max_tiles)
+
+  def views(self, item) -> np.ndarray:
+    """`prepare`, always as a stack (views, h, w, 3) whose mean score is the input's."""
+    prepared = self.prepare(item)
+    return prepared if self.tiled else prepared[None]
 
   def _score_views(self, views: list[np.ndarray]) -> np.ndarray:
     """Each input's views -> its score, the mean over them; the views of
@@ -433,7 +438,7 @@ class Scorer:
 
   def _prepare_or_error(self, item):
     try:
-      return self.prepare(item)
+      return self.views(item)
     except INPUT_ERRORS as error:
       return error
 
