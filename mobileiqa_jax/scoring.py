@@ -10,7 +10,7 @@ Every input takes the evaluation pipeline's steps: decode to upright 8-bit RGB
 normalisation (`data/preprocess.py`), so a photo scores as it did in training's
 evaluation.
 
-Networks trained on crops (data.crop, the quick start) instead score a photo
+Networks trained on crops (data.crop) instead score a photo
 of any size at its own resolution: the mean over crop-sized tiles on an even
 grid that covers it (`data/tiles.py`), exactly as their evaluation scores an
 image. `max_tiles` caps the tiles of a large photo (default 64, spread over
@@ -130,25 +130,28 @@ def normalise(images: np.ndarray) -> np.ndarray:
   return preprocess.Normalize().map({"image": images})["image"]
 
 
+def _trained_data(path) -> tuple[dict, pathlib.Path]:
+  """The data config of the training run at `path` ({} when it has no
+  config.json, as converted checkpoints do), and the file it came from."""
+  config_file = pathlib.Path(path) / "config.json"
+  if not config_file.is_file():
+    return {}, config_file
+  return json.loads(config_file.read_text()).get("data", {}), config_file
+
+
 def trained_size(path) -> tuple[tuple[int, int], str]:
   """((height, width), where it came from) for the checkpoint at `path`."""
-  config_file = pathlib.Path(path) / "config.json"
-  if config_file.is_file():
-    data = json.loads(config_file.read_text()).get("data", {})
-    if "height" in data and "width" in data:
-      return (int(data["height"]), int(data["width"])), f"trained size, from {config_file}"
+  data, config_file = _trained_data(path)
+  if "height" in data and "width" in data:
+    return (int(data["height"]), int(data["width"])), f"trained size, from {config_file}"
   return tuple(PAPER_SIZE), "the paper's UHD-IQA size (the checkpoint records none)"
 
 
 def trained_tiles(path) -> tuple[int, int] | None:
   """The (h, w) crops the run at `path` trained on (its config.json's
   data.crop), or None: it trained on whole images, or records nothing."""
-  config_file = pathlib.Path(path) / "config.json"
-  if config_file.is_file():
-    crop = json.loads(config_file.read_text()).get("data", {}).get("crop")
-    if crop:
-      return int(crop[0]), int(crop[1])
-  return None
+  crop = _trained_data(path)[0].get("crop")
+  return (int(crop[0]), int(crop[1])) if crop else None
 
 
 def _apply_scores(module, variables, images):

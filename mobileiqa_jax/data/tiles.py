@@ -52,11 +52,6 @@ def grid(
   ]
 
 
-def count(height: int, width: int, tile_h: int, tile_w: int, max_tiles: int = 0) -> int:
-  """How many tiles `grid` cuts an image of this size into."""
-  return len(grid(height, width, tile_h, tile_w, max_tiles))
-
-
 def cut(image: np.ndarray, tile_h: int, tile_w: int, max_tiles: int = 0) -> np.ndarray:
   """(H, W, C) -> (tiles, tile_h, tile_w, C), the tiles of `grid`."""
   height, width = image.shape[:2]
