@@ -30,6 +30,10 @@ import sys
 import time
 import uuid
 
+import numpy as np
+
+# Quality map pictures are drawn at most this many pixels on their long side.
+MAP_MAX_SIDE = 1280
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 OUTPUT_FORMATS = (".csv", ".json")
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 1, 2
@@ -92,33 +96,40 @@ def _score_text(score) -> str:
   return "" if score is None else repr(score)
 
 
-def format_csv(rows) -> str:
+def format_csv(rows, map_files: dict | None = None) -> str:
+  """CSV of (path, score, error) rows; with `map_files` (path -> PNG) a
+  `map` column too."""
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
-  writer.writerow(["path", "score", "error"])
-  for path, score, error in rows:
-    writer.writerow([path, _score_text(score), error or ""])
+  writer.writerow(["path", "score", "error"] + (["map"] if map_files is not None else []))
+  for path, score, error, *_ in rows:
+    extra = [map_files.get(path, "")] if map_files is not None else []
+    writer.writerow([path, _score_text(score), error or ""] + extra)
   return buffer.getvalue()
 
 
-def format_json(rows) -> str:
-  return (
-    json.dumps([dict(path=path, score=score, error=error) for path, score, error in rows], indent=2)
-    + "\n"
-  )
+def format_json(rows, map_files: dict | None = None) -> str:
+  """JSON of the same rows as `format_csv`."""
+  records = []
+  for path, score, error, *_ in rows:
+    record = dict(path=path, score=score, error=error)
+    if map_files is not None:
+      record["map"] = map_files.get(path)
+    records.append(record)
+  return json.dumps(records, indent=2) + "\n"
 
 
 def format_table(rows) -> str:
-  width = max([len("path")] + [len(path) for path, _, _ in rows])
+  width = max([len("path")] + [len(path) for path, *_ in rows])
   lines = [f"{'path':<{width}}  {'score':>8}  error"]
-  for path, score, error in rows:
+  for path, score, error, *_ in rows:
     shown = "-" if score is None else f"{score:.4f}"
     lines.append(f"{path:<{width}}  {shown:>8}  {error or ''}".rstrip())
   return "\n".join(lines) + "\n"
 
 
-def write_atomically(path, text: str) -> None:
-  """Writes `text` to `path` via a temporary file beside it and a rename.
+def write_atomically(path, content: str | bytes) -> None:
+  """Writes text or bytes to `path` via a temporary file beside it and a rename.
 
   Readers see the old file or the complete new one, never a part, and an
   interrupted run leaves no output.
@@ -127,14 +138,71 @@ def write_atomically(path, text: str) -> None:
   # A unique name opened exclusively (not mkstemp, whose 0600 mode the
   # rename would carry over): the file gets the umask's usual permissions.
   temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+  text_mode = {} if isinstance(content, bytes) else dict(encoding="utf-8", newline="")
   try:
-    with open(temp, "x", encoding="utf-8", newline="") as f:
-      f.write(text)
+    with open(temp, "x" if text_mode else "xb", **text_mode) as f:
+      f.write(content)
       f.flush()
       os.fsync(f.fileno())
     os.replace(temp, path)
   finally:
     temp.unlink(missing_ok=True)
+
+
+def parse_range(text: str) -> tuple[float, float]:
+  """'LOW,HIGH' -> (LOW, HIGH) with LOW < HIGH."""
+  try:
+    low, high = (float(part) for part in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"range must be LOW,HIGH, e.g. 0,1; got '{text}'") from None
+  if not low < high:
+    raise argparse.ArgumentTypeError(f"range must have LOW < HIGH; got '{text}'")
+  return low, high
+
+
+class MapWriter:
+  """Draws each scored photo with its quality map into a folder of PNGs.
+
+  A PNG is named after its photo (`a.jpg` -> `a.png`, then `a-2.png` for a
+  second `a.*` in the run) and written atomically. Colours span
+  `value_range`: the score's range for networks that end in a sigmoid, else
+  each photo's own map and score range unless one is given.
+  """
+
+  def __init__(self, folder, value_range: tuple[float, float] | None = None):
+    self.folder = pathlib.Path(folder)
+    self.value_range = value_range
+    self.taken: set[str] = set()
+
+  def _name(self, photo_path: str) -> pathlib.Path:
+    stem = pathlib.Path(photo_path).stem or "image"
+    name, n = f"{stem}.png", 1
+    while name.lower() in self.taken:
+      n += 1
+      name = f"{stem}-{n}.png"
+    self.taken.add(name.lower())
+    return self.folder / name
+
+  def write(self, row) -> str:
+    """A `scoring.MappedResult` with a score -> the PNG's path."""
+    # Scoring's imports (JAX) load only once the arguments are known good.
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    from mobileiqa_jax import overlay, scoring  # pylint: disable=g-import-not-at-top
+
+    photo = scoring.to_rgb_array(row.path)
+    height, width = photo.shape[:2]
+    scale = min(1.0, MAP_MAX_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if size != (height, width):
+      photo = np.asarray(Image.fromarray(photo).resize(size[::-1], Image.BILINEAR))
+    quality_map = row.quality_map.image(size)
+    value_range = self.value_range or overlay.value_range(quality_map, row.score)
+    buffer = io.BytesIO()
+    overlay.render(photo, quality_map, row.score, value_range).save(buffer, "PNG")
+    path = self._name(row.path)
+    write_atomically(path, buffer.getvalue())
+    return str(path)
 
 
 class Progress:
@@ -215,6 +283,19 @@ def _parse(argv):
     "default: 64)",
   )
   parser.add_argument(
+    "--maps",
+    metavar="FOLDER",
+    help="also write each photo's quality map (the photo tinted from red, low quality, "
+    "to blue, high, with a colour bar and the score) as a PNG into FOLDER, created if "
+    "needed; the rows get a 'map' column naming it",
+  )
+  parser.add_argument(
+    "--map-range",
+    type=parse_range,
+    help="LOW,HIGH the map colours span (default: 0,1 for networks whose scores "
+    "end in a sigmoid, else each photo's own range)",
+  )
+  parser.add_argument(
     "--progress",
     action=argparse.BooleanOptionalAction,
     default=None,
@@ -232,6 +313,14 @@ def _parse(argv):
     # Checked now rather than after an hour of scoring.
     if not output.parent.is_dir():
       parser.error(f"--output: folder '{output.parent}' does not exist")
+  if args.maps:
+    maps = pathlib.Path(args.maps)
+    if maps.exists() and not maps.is_dir():
+      parser.error(f"--maps: '{maps}' is a file, not a folder")
+    if not maps.parent.is_dir():
+      parser.error(f"--maps: folder '{maps.parent}' does not exist")
+  elif args.map_range:
+    parser.error("--map-range needs --maps")
   return args
 
 
@@ -266,20 +355,30 @@ def main(argv=None) -> int:
   progress = Progress(
     len(paths), enabled=sys.stderr.isatty() if args.progress is None else args.progress
   )
-  rows = []
+  rows, map_writer, map_files = [], None, None
+  if args.maps:
+    try:
+      scorer.check_maps()
+    except ValueError as error:
+      print(f"error: {error}", file=sys.stderr)
+      return EXIT_FATAL
+    pathlib.Path(args.maps).mkdir(exist_ok=True)
+    map_writer, map_files = MapWriter(args.maps, args.map_range or scorer.score_range), {}
   try:
-    for row in scorer.iter_score_files(paths):
+    for row in scorer.iter_score_files(paths, maps=bool(args.maps)):
       rows.append(row)
+      if map_writer and row.error is None:
+        map_files[row.path] = map_writer.write(row)
       progress.update(failed=row.error is not None)
   finally:
     progress.close()
 
   failed = [row for row in rows if row.error is not None]
+  if map_writer:
+    print(f"wrote {len(map_files)} quality map(s) to {args.maps}", file=sys.stderr)
   if args.output:
-    text = (format_json if pathlib.Path(args.output).suffix.lower() == ".json" else format_csv)(
-      rows
-    )
-    write_atomically(args.output, text)
+    json_out = pathlib.Path(args.output).suffix.lower() == ".json"
+    write_atomically(args.output, (format_json if json_out else format_csv)(rows, map_files))
     print(f"wrote {len(rows)} row(s) to {args.output}", file=sys.stderr)
   else:
     sys.stdout.write(format_table(rows))

@@ -50,8 +50,9 @@ import jax
 import numpy as np
 from PIL import Image, ImageOps
 
-from mobileiqa_jax import checkpoints, xla_options
+from mobileiqa_jax import checkpoints, models, xla_options
 from mobileiqa_jax.data import decode, preprocess, tiles
+from mobileiqa_jax.quality_map import QualityMap
 from mobileiqa_jax.train import defaults
 
 # What converted checkpoints, which carry no size, are scored at.
@@ -105,6 +106,15 @@ def to_rgb_array(item) -> np.ndarray:
   )
 
 
+def _letterbox(h: int, w: int, height: int, width: int) -> tuple[int, int, int, int]:
+  """Where an h x w image lands letterboxed in height x width: (top, left,
+  inner_h, inner_w)."""
+  scale = min(height / h, width / w)
+  inner_h = min(height, max(1, round(h * scale)))
+  inner_w = min(width, max(1, round(w * scale)))
+  return (height - inner_h) // 2, (width - inner_w) // 2, inner_h, inner_w
+
+
 def fit(image: np.ndarray, height: int, width: int, keep_aspect: bool = False) -> np.ndarray:
   """(H, W, 3) uint8 -> (height, width, 3) uint8, stretched or letterboxed.
 
@@ -112,13 +122,9 @@ def fit(image: np.ndarray, height: int, width: int, keep_aspect: bool = False) -
   """
   if not keep_aspect:
     return preprocess.resize_bicubic(image, height, width)
-  h, w = image.shape[:2]
-  scale = min(height / h, width / w)
-  inner_h = min(height, max(1, round(h * scale)))
-  inner_w = min(width, max(1, round(w * scale)))
+  top, left, inner_h, inner_w = _letterbox(*image.shape[:2], height, width)
   out = np.empty((height, width, 3), np.uint8)
   out[...] = PAD_RGB
-  top, left = (height - inner_h) // 2, (width - inner_w) // 2
   out[top : top + inner_h, left : left + inner_w] = preprocess.resize_bicubic(
     image, inner_h, inner_w
   )
@@ -159,30 +165,46 @@ def _apply_scores(module, variables, images):
   return scores
 
 
+def _apply_scores_and_maps(module, variables, images):
+  scores, taps = module.apply(variables, images, train=False)
+  return scores, taps["quality_map"]
+
+
 @functools.cache
-def _jax_scores():
+def _jax_call(with_maps: bool):
   # Built on first use, once the backend (which chooses the compiler options)
   # is up. The module is a static argument (linen modules hash by their
   # fields), so every Scorer of the same network and batch shape shares one
   # compilation.
-  return xla_options.jit(_apply_scores, static_argnums=0)
+  return xla_options.jit(_apply_scores_and_maps if with_maps else _apply_scores, static_argnums=0)
 
 
 class JaxBackend:
-  """uint8 batches -> scores with a Flax module, one compiled batch shape."""
+  """uint8 batches -> scores (and quality maps) with a Flax module, one
+  compiled batch shape."""
 
   def __init__(self, module, variables, batch_size: int):
     self.module = module
     self.variables = jax.device_put(variables)
     self.batch_size = batch_size
+    self.map_geometry = (module.grid, module.head_pool)
+    self.score_range = (0.0, 1.0) if module.sigmoid else None
 
-  def __call__(self, images: np.ndarray) -> np.ndarray:
+  def _run(self, images: np.ndarray, with_maps: bool):
     count = len(images)
     # A short last batch is padded to the full batch, so it reuses the
     # compilation instead of triggering another.
     batch = np.zeros((self.batch_size,) + images.shape[1:], np.float32)
     batch[:count] = normalise(images)
-    return np.asarray(_jax_scores()(self.module, self.variables, batch), np.float32)[:count]
+    out = _jax_call(with_maps)(self.module, self.variables, batch)
+    return jax.tree.map(lambda x: np.asarray(x, np.float32)[:count], out)
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    return self._run(images, with_maps=False)
+
+  def with_maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n, H, W, 3) -> scores (n,) and quality map cells (n, M, M)."""
+    return self._run(images, with_maps=True)
 
 
 class TFLiteBackend:
@@ -196,17 +218,17 @@ class TFLiteBackend:
 
   def __init__(self, path, num_threads: int | None = None):
     # LiteRT belongs to the optional `export` extra.
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    from mobileiqa_jax.export import verify  # pylint: disable=g-import-not-at-top
 
     path = pathlib.Path(path)
     if not path.is_file():
       raise FileNotFoundError(f"{path}: no such .tflite file")
-    self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-    self.interpreter.allocate_tensors()
-    (self.input,), (self.output,) = (
-      self.interpreter.get_input_details(),
-      self.interpreter.get_output_details(),
-    )
+    self.interpreter = verify.make_interpreter(path, num_threads)
+    (self.input,) = self.interpreter.get_input_details()
+    try:
+      self.output, self.map_output = verify.score_and_map_outputs(self.interpreter)
+    except ValueError as error:
+      raise ValueError(f"{path}: {error}") from None
     shape = tuple(int(d) for d in self.input["shape"])
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
       raise ValueError(f"{path}: expected a (1, H, W, 3) input, found {shape}")
@@ -215,6 +237,8 @@ class TFLiteBackend:
     self.sidecar = path.with_suffix(".json")
     self.model_name = None
     self.tiles = None
+    self.map_geometry = None  # (grid, pool), from the JSON of an export with a map
+    self.score_range = None
     if self.sidecar.is_file():
       self._check_sidecar(json.loads(self.sidecar.read_text()), shape)
 
@@ -236,19 +260,39 @@ class TFLiteBackend:
           "which is the only normalisation the networks are trained with"
         )
     self.model_name = report.get("model")
+    described_map = report.get("quality_map")
+    if (described_map is not None) != (self.map_output is not None):
+      raise ValueError(
+        f"{self.sidecar} and the model disagree on a quality map output; "
+        "is it the JSON of another export?"
+      )
+    if described_map:
+      self.map_geometry = (int(described_map["grid"]), int(described_map["pool"]))
+    fields = {**models.PRESETS.get(self.model_name, {}), **report.get("overrides", {})}
+    if fields.get("sigmoid"):
+      self.score_range = (0.0, 1.0)
     if report.get("tiles"):
       self.tiles = tuple(int(t) for t in report["tiles"])
       if self.tiles != self.size:
         raise ValueError(f"{self.sidecar}: tiles {self.tiles} but the input is {self.size}")
 
-  def __call__(self, images: np.ndarray) -> np.ndarray:
+  def _run(self, images: np.ndarray, with_maps: bool):
     inputs = images if self.raw_pixels else normalise(images)
-    scores = np.empty(len(images), np.float32)
+    scores, maps = np.empty(len(images), np.float32), []
     for i, x in enumerate(inputs):
       self.interpreter.set_tensor(self.input["index"], x[None])
       self.interpreter.invoke()
       scores[i] = self.interpreter.get_tensor(self.output["index"]).reshape(-1)[0]
-    return scores
+      if with_maps:
+        maps.append(self.interpreter.get_tensor(self.map_output["index"])[0])
+    return (scores, np.stack(maps)) if with_maps else scores
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    return self._run(images, with_maps=False)
+
+  def with_maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n, H, W, 3) -> scores (n,) and quality map cells (n, M, M)."""
+    return self._run(images, with_maps=True)
 
 
 class Result(NamedTuple):
@@ -257,6 +301,23 @@ class Result(NamedTuple):
   path: str
   score: float | None
   error: str | None
+
+
+class MappedResult(NamedTuple):
+  """A `Result` with the input's quality map (None with the error)."""
+
+  path: str
+  score: float | None
+  error: str | None
+  quality_map: QualityMap | None
+
+
+class _Views(NamedTuple):
+  """What the network scores of one input, and where on it each view lies."""
+
+  views: np.ndarray  # (n, h, w, 3) uint8
+  boxes: np.ndarray  # (n, 4) (top, left, height, width) in the input's pixels
+  image_size: tuple[int, int]
 
 
 def _tiling(max_tiles: int) -> str:
@@ -377,32 +438,78 @@ class Scorer:
   def prepare(self, item) -> np.ndarray:
     """One input -> what the network sees (uint8, before normalisation): the
     (H, W, 3) resized image, or its (tiles, h, w, 3) tiles when tiled."""
-    image = to_rgb_array(item)
-    if not self.tiled:
-      return fit(image, *self.size, keep_aspect=self.keep_aspect)
-    image = tiles.enlarge_to_hold(image, *self.size, preprocess.resize_bicubic)
-    return tiles.cut(image, *self.size, self.max_tiles)
+    prepared = self._prepare(item)
+    return prepared.views if self.tiled else prepared.views[0]
 
   def views(self, item) -> np.ndarray:
     """`prepare`, always as a stack (views, h, w, 3) whose mean score is the input's."""
-    prepared = self.prepare(item)
-    return prepared if self.tiled else prepared[None]
+    return self._prepare(item).views
 
-  def _score_views(self, views: list[np.ndarray]) -> np.ndarray:
-    """Each input's views -> its score, the mean over them; the views of
-    several inputs share backend calls of up to batch_size."""
-    flat = np.concatenate(views)
-    scores = np.concatenate(
-      [self.backend(flat[i : i + self.batch_size]) for i in range(0, len(flat), self.batch_size)]
-    )
-    ends = np.cumsum([len(v) for v in views])
-    return np.asarray([part.mean() for part in np.split(scores, ends[:-1])], np.float32)
+  def _prepare(self, item) -> _Views:
+    image = to_rgb_array(item)
+    image_h, image_w = image.shape[:2]
+    height, width = self.size
+    if not self.tiled:
+      view = fit(image, height, width, keep_aspect=self.keep_aspect)
+      box = (0.0, 0.0, image_h, image_w)
+      if self.keep_aspect:  # the view reaches past the photo by the border
+        top, left, inner_h, inner_w = _letterbox(image_h, image_w, height, width)
+        scale_h, scale_w = image_h / inner_h, image_w / inner_w
+        box = (-top * scale_h, -left * scale_w, height * scale_h, width * scale_w)
+      return _Views(view[None], np.asarray([box]), (image_h, image_w))
+    enlarged = tiles.enlarge_to_hold(image, height, width, preprocess.resize_bicubic)
+    scale_h, scale_w = image_h / enlarged.shape[0], image_w / enlarged.shape[1]
+    corners = tiles.grid(*enlarged.shape[:2], height, width, self.max_tiles)
+    views = np.stack([enlarged[top : top + height, x : x + width] for top, x in corners])
+    boxes = [(top * scale_h, x * scale_w, height * scale_h, width * scale_w) for top, x in corners]
+    return _Views(views, np.asarray(boxes), (image_h, image_w))
 
-  def score(self, inputs) -> np.ndarray:
+  def _score_views(self, prepared: list[_Views], maps: bool = False):
+    """Each input's views -> its score, the mean over them (and with `maps`
+    its QualityMap); the views of several inputs share backend calls of up
+    to batch_size."""
+    flat = np.concatenate([p.views for p in prepared])
+    call = self._map_backend() if maps else self.backend
+    outputs = [call(flat[i : i + self.batch_size]) for i in range(0, len(flat), self.batch_size)]
+    if maps:
+      scores, cells = (np.concatenate(parts) for parts in zip(*outputs))
+    else:
+      scores = np.concatenate(outputs)
+    ends = np.cumsum([len(p.views) for p in prepared])[:-1]
+    means = np.asarray([part.mean() for part in np.split(scores, ends)], np.float32)
+    if not maps:
+      return means
+    grid, pool = self.backend.map_geometry
+    quality_maps = [
+      QualityMap(part, p.boxes, p.image_size, grid, pool)
+      for part, p in zip(np.split(cells, ends), prepared)
+    ]
+    return means, quality_maps
+
+  @property
+  def score_range(self) -> tuple[float, float] | None:
+    """(0, 1) for a network whose scores end in a sigmoid, else None."""
+    return getattr(self.backend, "score_range", None)
+
+  def check_maps(self):
+    """Raises ValueError unless the backend gives quality maps."""
+    if getattr(self.backend, "map_geometry", None) is None:
+      raise ValueError(
+        f"{self.description or 'this backend'} gives no quality maps; use a JAX checkpoint, "
+        "or a .tflite exported with export.quality_map=True beside its JSON (which "
+        "says where the cells lie)"
+      )
+
+  def _map_backend(self):
+    self.check_maps()
+    return self.backend.with_maps
+
+  def score(self, inputs, maps: bool = False):
     """Scores of one input or a list of them, as float32 of shape (N,).
 
     An input is a path, encoded bytes, a PIL image or a uint8 (H, W, 3)
-    array; a (N, H, W, 3) array is N inputs.
+    array; a (N, H, W, 3) array is N inputs. With `maps`, returns
+    (scores, [QualityMap per input]) (see `mobileiqa_jax.quality_map`).
 
     Raises:
       decode.BadImageError, OSError, ValueError, TypeError: an input that
@@ -412,36 +519,51 @@ class Scorer:
       isinstance(inputs, np.ndarray) and inputs.ndim <= 3
     ):
       inputs = [inputs]
-    scores = []
+    scores, quality_maps = [], []
     for chunk in self._batches(inputs):
-      for _, views in chunk:
-        if isinstance(views, BaseException):
-          raise views
-      scores.append(self._score_views([views for _, views in chunk]))
-    return np.concatenate(scores) if scores else np.zeros((0,), np.float32)
+      for _, prepared in chunk:
+        if isinstance(prepared, BaseException):
+          raise prepared
+      out = self._score_views([prepared for _, prepared in chunk], maps)
+      scores.append(out[0] if maps else out)
+      quality_maps += out[1] if maps else []
+    scores = np.concatenate(scores) if scores else np.zeros((0,), np.float32)
+    return (scores, quality_maps) if maps else scores
 
-  def iter_score_files(self, paths: Iterable) -> Iterator[Result]:
-    """Yields a `Result` per path, in order, a batch at a time.
+  def iter_score_files(self, paths: Iterable, maps: bool = False) -> Iterator[Result]:
+    """Yields a `Result` per path, in order, a batch at a time; with `maps`
+    a `MappedResult`, the same with the path's QualityMap.
 
     A file that cannot be read or decoded gets its error and no score; the
     others are scored as usual.
     """
     for chunk in self._batches(paths):
-      good = [image for _, image in chunk if not isinstance(image, BaseException)]
-      scores = iter(self._score_views(good) if good else ())
-      for path, image in chunk:
-        if isinstance(image, BaseException):
-          yield Result(str(path), None, str(image) or type(image).__name__)
+      good = [prepared for _, prepared in chunk if not isinstance(prepared, BaseException)]
+      scores, quality_maps = [], []
+      if good:
+        out = self._score_views(good, maps)
+        scores, quality_maps = out if maps else (out, [])
+      scores, quality_maps = iter(scores), iter(quality_maps)
+      for path, prepared in chunk:
+        failed = isinstance(prepared, BaseException)
+        row = (
+          (str(path), None, str(prepared) or type(prepared).__name__)
+          if failed
+          else (str(path), float(next(scores)), None)
+        )
+        if maps:
+          yield MappedResult(*row, None if failed else next(quality_maps))
         else:
-          yield Result(str(path), float(next(scores)), None)
+          yield Result(*row)
 
-  def score_files(self, paths: Iterable) -> list[Result]:
-    """`iter_score_files` as a list of (path, score or None, error or None)."""
-    return list(self.iter_score_files(paths))
+  def score_files(self, paths: Iterable, maps: bool = False) -> list[Result]:
+    """`iter_score_files` as a list of (path, score or None, error or None)
+    (and the quality map, with `maps`)."""
+    return list(self.iter_score_files(paths, maps))
 
   def _prepare_or_error(self, item):
     try:
-      return self.views(item)
+      return self._prepare(item)
     except INPUT_ERRORS as error:
       return error
 

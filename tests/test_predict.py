@@ -283,13 +283,22 @@ def test_tflite_scores_like_jax(photos, tmp_path, capsys):
     "float32",
     model_name="student_tiny",
     samples=1,
+    quality_map=True,
   )
 
   paths = [photos / name for name in GOOD]
-  jax_scores = scoring.Scorer.from_checkpoint(tmp_path / "ckpt", size=(HEIGHT, WIDTH)).score(paths)
+  jax_scorer = scoring.Scorer.from_checkpoint(tmp_path / "ckpt", size=(HEIGHT, WIDTH))
+  jax_scores, jax_maps = jax_scorer.score(paths, maps=True)
   scorer = scoring.Scorer.from_checkpoint(tflite)
   assert scorer.size == (HEIGHT, WIDTH) and "float32 input" in scorer.description
   np.testing.assert_allclose(scorer.score(paths), jax_scores, rtol=0, atol=1e-4)
+  # The map output: the same cells, placed the same way (grid 6: one cell).
+  scores, maps = scorer.score(paths, maps=True)
+  np.testing.assert_allclose(scores, jax_scores, rtol=0, atol=1e-4)
+  for ours, theirs in zip(maps, jax_maps):
+    assert ours.cells.shape == (1, 1, 1) and (ours.grid, ours.pool) == (6, 2)
+    np.testing.assert_allclose(ours.cells, theirs.cells, rtol=0, atol=1e-4)
+  assert scorer.score_range == (0.0, 1.0)  # the student ends in a sigmoid
 
   out = tmp_path / "scores.json"
   assert predict.main(["--checkpoint", str(tflite), str(photos), "--output", str(out)]) == 2
@@ -307,6 +316,9 @@ def test_tflite_scores_like_jax(photos, tmp_path, capsys):
   np.testing.assert_array_equal(
     scoring.Scorer.from_checkpoint(alone).score(paths), scorer.score(paths)
   )
+  # ... but without it, nothing says where the map's cells lie.
+  with pytest.raises(ValueError, match="beside its JSON"):
+    scoring.Scorer.from_checkpoint(alone).score(paths, maps=True)
   report = json.loads(tflite.with_suffix(".json").read_text())
   report["input"]["kind"] = "uint8"
   alone.with_suffix(".json").write_text(json.dumps(report))
@@ -344,3 +356,77 @@ def test_a_crop_trained_run_scores_photos_in_tiles_at_their_own_size(student, ph
   assert not scoring.Scorer.from_checkpoint(workdir, size=(HEIGHT, WIDTH)).tiled
   with pytest.raises(ValueError, match="tiles at their own resolution"):
     scoring.Scorer.from_checkpoint(workdir, keep_aspect=True)
+
+
+def test_quality_maps_are_the_networks_cells_placed_on_each_photo(student, photos, tmp_path):
+  model, variables, ckpt = student
+  cells_of = jax.jit(lambda x: model.apply(variables, x)[1]["quality_map"])
+  paths = [photos / name for name in GOOD]
+  scorer = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
+  scores, maps = scorer.score(paths, maps=True)
+  np.testing.assert_array_equal(scores, scorer.score(paths))  # maps leave scores alone
+  for path, found in zip(paths, maps):
+    expected = cells_of(scoring.normalise(scorer.prepare(path)[None]))
+    np.testing.assert_allclose(found.cells, expected, rtol=0, atol=1e-5)
+    with Image.open(path) as image:
+      assert found.image_size == (image.height, image.width)
+    assert np.isfinite(found.image()).all() and found.image().shape == found.image_size
+
+  # In tiles: one map per tile, placed where the tile lies.
+  workdir = tmp_path / "run"
+  shutil.copytree(ckpt, workdir)
+  (workdir / "config.json").write_text(json.dumps({"data": {"crop": [64, 64]}}))
+  tiled = scoring.Scorer.from_checkpoint(workdir, batch_size=BATCH)
+  _, (found,) = tiled.score(paths[0], maps=True)
+  np.testing.assert_allclose(
+    found.cells, cells_of(scoring.normalise(tiled.views(paths[0]))), rtol=0, atol=1e-5
+  )
+  assert len(found.boxes) == 12 and np.isfinite(found.image()).all()  # 150x200: 3x4 tiles
+  # Tiles left out by the cap leave their pixels unknown.
+  capped = scoring.Scorer.from_checkpoint(workdir, batch_size=BATCH, max_tiles=2)
+  _, (found,) = capped.score(paths[0], maps=True)
+  unknown = np.isnan(found.image())
+  assert unknown.any() and not unknown.all()
+
+  # Letterboxed, the view reaches past the photo, which it still covers.
+  boxed = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), keep_aspect=True)
+  _, (found,) = boxed.score(photos / "b.PNG", maps=True)  # 210x140 in 96x128
+  top, left, box_h, box_w = found.boxes[0]
+  assert top == 0 and left < 0 and box_h == 210 and box_w > 140
+  assert np.isfinite(found.image()).all()
+
+  rows = scorer.score_files([paths[0], photos / "broken.jpg"], maps=True)
+  assert rows[0].quality_map.cells.shape == (1, 2, 2) and rows[0].score == scores[0]
+  assert rows[1].quality_map is None and "cannot decode" in rows[1].error
+
+
+def test_cli_draws_a_quality_map_per_photo(student, photos, tmp_path, capsys):
+  _, _, ckpt = student
+  maps = tmp_path / "maps"
+  common = ["--checkpoint", str(ckpt), str(photos), "--size", SIZE, "--batch-size", str(BATCH)]
+  code = predict.main(common + ["--maps", str(maps), "--output", str(tmp_path / "s.csv")])
+  assert code == predict.EXIT_SOME_FAILED
+  assert "wrote 4 quality map(s)" in capsys.readouterr().err
+  assert sorted(p.name for p in maps.iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
+  with open(tmp_path / "s.csv", newline="") as f:
+    rows = {r["path"].removeprefix(str(photos) + "/"): r for r in csv.DictReader(f)}
+  assert rows["a.jpg"]["map"] == str(maps / "a.png") and rows["broken.jpg"]["map"] == ""
+  with Image.open(maps / "b.png") as picture, Image.open(photos / "b.PNG") as photo:
+    # The photo at its size, the bar and the score under it.
+    assert picture.width == photo.width and picture.height > photo.height + 18
+
+  writer = predict.MapWriter(tmp_path)
+  assert [writer._name(p).name for p in ["x/a.jpg", "y/a.png", "A.jpg"]] == [
+    "a.png",
+    "a-2.png",
+    "A-3.png",
+  ]
+  # Bad options fail before any scoring, with status 1.
+  for extra, message in [
+    (["--map-range", "0,1"], "--map-range needs --maps"),
+    (["--maps", str(maps), "--map-range", "1,0"], "LOW < HIGH"),
+    (["--maps", str(tmp_path / "s.csv")], "is a file, not a folder"),
+  ]:
+    with pytest.raises(SystemExit) as exit_info:
+      predict.main(common + extra)
+    assert exit_info.value.code == predict.EXIT_FATAL and message in capsys.readouterr().err

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mobileiqa_jax import quality_map as quality_map_lib
 from mobileiqa_jax.export import tflite, verify
 from mobileiqa_jax.export.tflite import IMAGENET_MEAN, IMAGENET_STD, INPUT_KINDS, QUANTIZATIONS
 
@@ -98,6 +99,7 @@ def export_tflite(
   num_threads: int | None = None,
   images: np.ndarray | None = None,
   metadata: dict | None = None,
+  quality_map: bool = False,
 ) -> dict:
   """Exports `module` with `variables` to a verified batch-1 TFLite file.
 
@@ -124,6 +126,9 @@ def export_tflite(
       the synthetic samples (e.g. a dataset's test split, `split_images`);
       `samples` and `seed` are then unused.
     metadata: extra entries for the report (e.g. the source checkpoint).
+    quality_map: also output the quality map's cells, (1, M, M) float32
+      (`mobileiqa_jax.quality_map`), verified like the score; the report
+      says where the cells lie.
 
   Returns:
     The report, as written to the .json file.
@@ -160,9 +165,9 @@ def export_tflite(
   # XLA's forms, which XLA:CPU runs several times faster, so the check also
   # covers the switch between the two.
   exported_fn = tflite.scoring_function(
-    module.clone(kernels=tflite.graph_kernels(quantization)), input_kind
+    module.clone(kernels=tflite.graph_kernels(quantization)), input_kind, quality_map
   )
-  reference_fn = tflite.scoring_function(module.clone(kernels="xla"), input_kind)
+  reference_fn = tflite.scoring_function(module.clone(kernels="xla"), input_kind, quality_map)
 
   flatbuffer = tflite.convert(exported_fn, variables, height, width, input_kind, quantization)
   sample_source = "given images" if images is not None else f"synthetic samples, seed {seed}"
@@ -176,15 +181,38 @@ def export_tflite(
     # The check runs the bytes on disk, so what is verified is what is shipped.
     temps.append(_write_temp(out_path.parent, out_path.name, flatbuffer))
     exported = verify.tflite_scores(temps[0], inputs, num_threads)
-    comparison = verify.compare(
-      reference, exported, quantization, float32_tolerance=float32_tolerance, min_srcc=min_srcc
+    judge = lambda ours, theirs: verify.compare(
+      ours, theirs, quantization, float32_tolerance=float32_tolerance, min_srcc=min_srcc
     )
-    if not comparison.passed:
-      raise VerificationError(
-        f"refused to write {out_path}: {quantization} export fails {comparison.criterion} "
-        f"(max|diff| {comparison.max_abs_diff:.3g}, SRCC {comparison.srcc}, "
-        f"{comparison.samples} samples)",
-        comparison,
+    checks = {}
+    if quality_map:  # the map judged like the score, over all its cells
+      (reference, reference_map), (exported, exported_map) = reference, exported
+      checks["quality map"] = judge(reference_map.reshape(-1), exported_map.reshape(-1))
+    comparison = checks["score"] = judge(reference, exported)
+    for what, check in checks.items():
+      if not check.passed:
+        raise VerificationError(
+          f"refused to write {out_path}: {quantization} export's {what} fails "
+          f"{check.criterion} (max|diff| {check.max_abs_diff:.3g}, SRCC {check.srcc}, "
+          f"{check.samples} values)",
+          check,
+        )
+    outputs = {}
+    if quality_map:
+      cells = module.grid // module.head_pool - 2
+      outputs["quality_map"] = dict(
+        name="quality_map",
+        shape=[1, cells, cells],
+        dtype="float32",
+        grid=module.grid,
+        pool=module.head_pool,
+        centres=[
+          round(float(c), 6) for c in quality_map_lib.cell_centres(module.grid, module.head_pool)
+        ],
+        note="each cell's score on the score's scale; cell (i, j) is centred at "
+        "(centres[i], centres[j]) as fractions of the input's height and width "
+        "(mobileiqa_jax/quality_map.py)",
+        verification=checks["quality map"].to_dict(),
       )
     report = dict(
       model=model_name,
@@ -197,6 +225,7 @@ def export_tflite(
         dtype="float32",
         note="predicted quality; the student's sigmoid gives 0..1",
       ),
+      **outputs,
       verification=dict(
         comparison.to_dict(),
         images=sample_source,

@@ -51,6 +51,11 @@ def _parse(argv):
   parser.add_argument("--float32-tolerance", type=float, default=export.DEFAULT_FLOAT32_TOLERANCE)
   parser.add_argument("--min-srcc", type=float, default=export.DEFAULT_MIN_SRCC)
   parser.add_argument("--threads", type=int, default=None, help="LiteRT threads for the check")
+  parser.add_argument(
+    "--quality-map",
+    action="store_true",
+    help="also output the quality map's cells (1, M, M), verified like the score",
+  )
   return parser.parse_args(argv)
 
 
@@ -74,6 +79,7 @@ def main(argv=None) -> int:
       float32_tolerance=args.float32_tolerance,
       min_srcc=args.min_srcc,
       num_threads=args.threads,
+      quality_map=args.quality_map,
       metadata=dict(checkpoint=str(args.checkpoint), overrides=metadata.get("overrides", {})),
     )
   except (export.VerificationError, ValueError, FileNotFoundError) as e:

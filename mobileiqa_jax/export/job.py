@@ -58,6 +58,7 @@ def export_from_config(config, workdir: str) -> dict:
     model_name=metadata["model"],
     min_srcc=config.export.min_srcc,
     images=images,
+    quality_map=config.export.quality_map,
     metadata=dict(
       checkpoint=str(source),
       overrides=metadata.get("overrides", {}),

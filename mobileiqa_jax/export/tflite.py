@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8")
+# The exported outputs; LiteRT tells them apart by rank: (1,) and (1, M, M).
+OUTPUT_NAMES = ("score", "quality_map")
 INPUT_KINDS = ("float32", "uint8")
 
 # The normalisation the networks are trained with (data/preprocess.py applies
@@ -34,8 +36,9 @@ def normalise(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) * scale - shift
 
 
-def scoring_function(module, input_kind: str) -> Callable:
-  """`f(variables, images) -> scores (B,)`: the exported computation, in JAX.
+def scoring_function(module, input_kind: str, quality_map: bool = False) -> Callable:
+  """`f(variables, images) -> scores (B,)`: the exported computation, in JAX;
+  with `quality_map`, `-> (scores, cells (B, M, M))` (`heads.score_head`).
 
   Verification runs it under `jax.jit` (with the module's XLA kernels), so
   JAX and LiteRT are compared on the same computation, normalisation included.
@@ -49,8 +52,8 @@ def scoring_function(module, input_kind: str) -> Callable:
   def score(variables, images):
     if input_kind == "uint8":
       images = normalise(images)
-    scores, _ = module.apply(variables, images, train=False)
-    return scores
+    scores, taps = module.apply(variables, images, train=False)
+    return (scores, taps["quality_map"]) if quality_map else scores
 
   return score
 
@@ -70,7 +73,8 @@ def convert(
   """TFLite flatbuffer of `fn(variables, images)` for one (1, height, width, 3) input.
 
   Args:
-    fn: a function as `scoring_function` returns.
+    fn: a function as `scoring_function` returns; a (scores, cells) result
+      becomes two outputs, `score` and `quality_map`.
     variables: its variables; they become constants of the file.
     height, width: the fixed input size.
     input_kind: "float32" (ImageNet-normalised) or "uint8" (0..255 RGB).
@@ -97,7 +101,10 @@ def convert(
 
   @tf.function(input_signature=[spec], autograph=False)
   def serve(images):
-    return {"score": tf_fn(holder.variables_, images)}
+    outputs = tf_fn(holder.variables_, images)
+    if isinstance(outputs, (tuple, list)):
+      return dict(zip(OUTPUT_NAMES, outputs))
+    return {"score": outputs}
 
   with _stablehlo_readable_by_tensorflow():
     concrete = serve.get_concrete_function()

@@ -37,10 +37,12 @@ def model_inputs(images: np.ndarray, input_kind: str) -> np.ndarray:
   return np.asarray(tflite.normalise(images))
 
 
-def jax_scores(fn, variables, inputs: np.ndarray) -> np.ndarray:
-  """`fn` jitted, one image at a time, as the batch-1 TFLite model runs."""
+def jax_scores(fn, variables, inputs: np.ndarray):
+  """`fn` jitted, one image at a time, as the batch-1 TFLite model runs:
+  scores (N,), or (scores, cells (N, M, M)) for a function with a quality map."""
   apply = xla_options.jit(fn)
-  return np.concatenate([np.asarray(apply(variables, x[None])) for x in inputs])
+  outputs = [apply(variables, x[None]) for x in inputs]
+  return jax.tree.map(lambda *parts: np.concatenate([np.asarray(p) for p in parts]), *outputs)
 
 
 def make_interpreter(model_path: str, num_threads: int | None = None):
@@ -53,23 +55,36 @@ def make_interpreter(model_path: str, num_threads: int | None = None):
   return interpreter
 
 
-def tflite_scores(
-  model_path: str, inputs: np.ndarray, num_threads: int | None = None
-) -> np.ndarray:
-  """Scores of the TFLite file at `model_path` for each of `inputs` (N, H, W, 3)."""
+def score_and_map_outputs(interpreter) -> tuple[dict, dict | None]:
+  """The output details of the score (shape (1,)) and of the quality map
+  ((1, M, M), or None for a file exported without one)."""
+  by_rank = {len(o["shape"]): o for o in interpreter.get_output_details()}
+  if 1 not in by_rank or set(by_rank) - {1, 3}:
+    shapes = [list(o["shape"]) for o in interpreter.get_output_details()]
+    raise ValueError(f"expected a (1,) score and maybe a (1, M, M) map output, found {shapes}")
+  return by_rank[1], by_rank.get(3)
+
+
+def tflite_scores(model_path: str, inputs: np.ndarray, num_threads: int | None = None):
+  """Scores of the TFLite file at `model_path` for each of `inputs` (N, H, W, 3),
+  and the quality map cells (N, M, M) too where the file has that output."""
   interpreter = make_interpreter(model_path, num_threads)
-  (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+  (source,) = interpreter.get_input_details()
+  score_out, map_out = score_and_map_outputs(interpreter)
   if tuple(source["shape"]) != (1,) + inputs.shape[1:] or source["dtype"] != inputs.dtype:
     raise ValueError(
       f"model takes {source['dtype'].__name__}{list(source['shape'])}, "
       f"got {inputs.dtype}{list(inputs.shape)}"
     )
-  scores = []
+  scores, maps = [], []
   for x in inputs:
     interpreter.set_tensor(source["index"], x[None])
     interpreter.invoke()
-    scores.append(interpreter.get_tensor(target["index"]).reshape(-1))
-  return np.concatenate(scores)
+    scores.append(interpreter.get_tensor(score_out["index"]).reshape(-1))
+    if map_out is not None:
+      maps.append(interpreter.get_tensor(map_out["index"]))
+  scores = np.concatenate(scores)
+  return (scores, np.concatenate(maps)) if map_out is not None else scores
 
 
 @dataclasses.dataclass(frozen=True)

@@ -277,20 +277,35 @@ def score_head(
   train: bool = False,
   dtype: Dtype = jnp.float32,
 ):
-  """Quality feature (B, S, S, D) -> score (B,).
+  """Quality feature (B, S, S, D) -> score (B,) and quality map (B, M, M).
 
   1x1 conv + ReLU, average pool (kernel = stride = `pool`), 3x3 valid conv +
   ReLU, global average, two linears with dropout between; optional sigmoid.
   A function, not a module, so that it must be called inside the model's
   compact method: its layers then sit at the top level (`cnn_0`, `fc_score_3`),
   where the original's state dict has them.
+
+  The quality map is the same two linears (and sigmoid) applied to each cell
+  of the 3x3 conv's M x M output, M = S // pool - 2, instead of to their
+  average: cell (i, j) is the score of an image whose every cell looked like
+  that one. The score is the linears of the cells' mean, so it is not the
+  map's mean (the ReLU between them bends it), but a map of equal cells holds
+  the score everywhere. The map never feeds the score, and dropout, a training
+  device, is left out of it.
   """
   x = nn.relu(layers.conv2d(channels, name="cnn_0", dtype=dtype)(x))
   x = nn.avg_pool(x, (pool, pool), strides=(pool, pool))
-  x = nn.relu(layers.conv2d(channels, 3, padding="VALID", name="cnn_3", dtype=dtype)(x))
-  x = x.mean(axis=(1, 2))
+  cells = nn.relu(layers.conv2d(channels, 3, padding="VALID", name="cnn_3", dtype=dtype)(x))
   dense = lambda features, name: nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, name=name)
-  x = nn.relu(dense(hidden, "fc_score_0")(x))
+  hidden_layer, out_layer = dense(hidden, "fc_score_0"), dense(1, "fc_score_3")
+  finish = lambda y: jax.nn.sigmoid(y) if sigmoid else y
+
+  x = nn.relu(hidden_layer(cells.mean(axis=(1, 2))))
   x = nn.Dropout(dropout, deterministic=not train)(x)
-  score = jnp.squeeze(dense(1, "fc_score_3")(x), axis=-1).astype(jnp.float32)
-  return jax.nn.sigmoid(score) if sigmoid else score
+  score = jnp.squeeze(out_layer(x), axis=-1).astype(jnp.float32)
+  # Cells as rows of a matrix: a Dense on a 4-D input lowers to a rank-4
+  # batched matmul, which the TFLite converter rejects.
+  b, m = cells.shape[0], cells.shape[1]
+  rows = cells.reshape(b * m * m, cells.shape[-1])
+  cell_scores = out_layer(nn.relu(hidden_layer(rows))).reshape(b, m, m).astype(jnp.float32)
+  return finish(score), finish(cell_scores)

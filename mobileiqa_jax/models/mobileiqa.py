@@ -32,7 +32,9 @@ class MobileIQA(nn.Module):
     feature0..feature4: the backbone's levels at strides 2..32;
     levels: (5, B, S, S, D) the adapted levels;
     dof: (3, B, S, S, D) the diverse opinion features;
-    fused: (B, S, S, D) the fusion MAL's image-quality feature.
+    fused: (B, S, S, D) the fusion MAL's image-quality feature;
+    quality_map: (B, M, M) the score head's per-cell scores
+      (`heads.score_head`; `mobileiqa_jax.quality_map` places them on the image).
   """
 
   backbone: str = "mobilenet_v3"
@@ -95,7 +97,7 @@ class MobileIQA(nn.Module):
       ]
     )
     fused = heads.MAL(NUM_OPINIONS, self.dropout, self.dtype, name="fusion_mal")(dof, train)
-    scores = heads.score_head(
+    scores, quality_map = heads.score_head(
       fused,
       pool=self.head_pool,
       channels=self.head_channels,
@@ -105,5 +107,5 @@ class MobileIQA(nn.Module):
       train=train,
       dtype=self.dtype,
     )
-    taps = dict(features, levels=levels, dof=dof, fused=fused)
+    taps = dict(features, levels=levels, dof=dof, fused=fused, quality_map=quality_map)
     return scores, taps

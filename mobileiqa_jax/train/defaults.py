@@ -119,6 +119,9 @@ def base_config(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
   config.export.quantization = "float32"  # float32 | float16 | dynamic_int8
   config.export.input_kind = "uint8"  # uint8: raw RGB, normalised in the graph | float32
   config.export.min_srcc = 0.99  # quantised exports: SRCC vs JAX float32 below this is refused
+  # Also output the quality map's cells (mobileiqa_jax/quality_map.py), for
+  # apps that draw where a photo is bad.
+  config.export.quality_map = False
   # Check the export on this split of config.data ('test', ...) instead of
   # synthetic sample images; verify_limit caps the images (0: all).
   config.export.verify_split = ""

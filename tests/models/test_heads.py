@@ -145,7 +145,7 @@ def test_mal_keeps_batch_elements_apart():
   np.testing.assert_array_equal(np.asarray(mal.apply(variables, changed))[0], both[0])
 
 
-def test_score_head_pools_like_the_original():
+def test_score_head_pools_like_the_original_and_maps_each_cell():
   import flax.linen as nn
 
   class Head(nn.Module):
@@ -160,10 +160,20 @@ def test_score_head_pools_like_the_original():
     head = Head(pool)
     variables = head.init(jax.random.key(0), x)
     assert set(variables["params"]) == {"cnn_0", "cnn_3", "fc_score_0", "fc_score_3"}
-    scores = np.asarray(head.apply(variables, x))
+    scores, cells = (np.asarray(y) for y in head.apply(variables, x))
     assert scores.shape == (2,) and np.all(np.isfinite(scores))
+    # The map's cells: 22 // pool - 2 a side (9x9 student, 3x3 teacher).
+    assert cells.shape == (2, 22 // pool - 2, 22 // pool - 2)
     if pool == 2:
       assert np.all((scores > 0) & (scores < 1))  # the student's sigmoid
+    # A feature equal at every position gives equal cells, each the score.
+    flat = np.broadcast_to(x[:, :1, :1], x.shape)
+    flat_scores, flat_cells = (np.asarray(y) for y in head.apply(variables, flat))
+    np.testing.assert_allclose(
+      flat_cells, flat_scores[:, None, None] * np.ones_like(flat_cells), rtol=1e-5, atol=1e-6
+    )
+    # The cells differ where the feature does, and the score is not their mean.
+    assert np.ptp(cells[0]) > 1e-3 and not np.allclose(cells.mean(axis=(1, 2)), scores)
 
 
 @pytest.mark.parametrize("size,out", [(7, 22), (22, 22), (23, 22), (45, 22), (616, 22), (13, 5)])
