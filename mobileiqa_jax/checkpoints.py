@@ -27,6 +27,8 @@ from mobileiqa_jax import models
 
 LATEST = "checkpoints/latest"
 BEST = "checkpoints/best"
+# Files of the original PyTorch code (torch.save of a state dict).
+TORCH_SUFFIXES = (".pkl", ".pth", ".pt")
 
 
 def absolute(path) -> epath.Path:
@@ -98,14 +100,26 @@ def _from_workdir(workdir: epath.Path, which: str):
 
 
 def load_model(path, which: str = "best"):
-  """(module, variables, metadata) from a model checkpoint or a training workdir.
+  """(module, variables, metadata) from a model checkpoint, a training workdir,
+  or a .pkl/.pth/.pt state dict of the original PyTorch code.
 
   From a workdir: its best checkpoint (or its latest if there is no best
-  yet), or with which='latest' the latest.
+  yet), or with which='latest' the latest. A PyTorch file is read without
+  PyTorch or pickle's code execution, its network recognised from its keys
+  and converted in memory (`mobileiqa_jax.convert`).
 
   Raises:
-    FileNotFoundError: `path` is neither, or the workdir has no checkpoint yet.
+    FileNotFoundError: `path` is none of these, or the workdir has no
+      checkpoint yet.
+    ValueError: a PyTorch file that is not a MobileIQA state dict, damaged,
+      or unsafe (the message says which).
   """
+  if str(path).endswith(TORCH_SUFFIXES):
+    # Imported here: the converter is needed for these files only.
+    from mobileiqa_jax import convert  # pylint: disable=g-import-not-at-top
+
+    module, variables, name = convert.load_torch_model(path)
+    return module, variables, dict(model=name, source=str(path))
   path = absolute(path)
   if is_model_checkpoint(path):
     metadata = dict(ocp.StandardCheckpointer().metadata(path).custom_metadata or {})

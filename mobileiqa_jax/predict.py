@@ -3,6 +3,7 @@
   python -m mobileiqa_jax.predict --checkpoint runs/student photos/ more/*.jpg
   python -m mobileiqa_jax.predict --checkpoint student.tflite photos/ --output scores.csv
   python -m mobileiqa_jax.predict --checkpoint ckpt/student 'shots/**/*.png' --output scores.json
+  python -m mobileiqa_jax.predict --checkpoint best.pkl photos/ --maps maps/
 
 IMAGES are files (scored whatever their extension), folders (searched
 recursively for image extensions, hidden entries skipped) and globs (quoted
@@ -250,7 +251,8 @@ def _parse(argv):
   parser.add_argument(
     "--checkpoint",
     required=True,
-    help="a model checkpoint, a training workdir or an exported .tflite",
+    help="a model checkpoint, a training workdir, an exported .tflite, or a .pkl/.pth/.pt "
+    "state dict of the original PyTorch code (converted in memory)",
   )
   parser.add_argument("images", nargs="+", metavar="IMAGES", help="files, folders or globs")
   parser.add_argument(

@@ -20,9 +20,11 @@ The input size. The networks run at any size (the heads pool to a fixed grid),
 but a score is calibrated only at the size the network was trained at, because
 the backbone sees blur and noise at that scale. So:
   - a training workdir: its config.json's `data.height` x `data.width`;
-  - a model checkpoint from `python -m mobileiqa_jax.convert`: it records no
-    size, so the paper's UHD-IQA size 1231x1907, the size the released
-    MobileIQA weights were trained at;
+  - a model checkpoint from `python -m mobileiqa_jax.convert`, or the
+    original code's .pkl/.pth/.pt state dict (its network recognised from its
+    keys and converted in memory): they record no size, so the paper's
+    UHD-IQA size 1231x1907, the size the released MobileIQA weights were
+    trained at;
   - a .tflite: its fixed input shape (also in the JSON beside it);
 and `size=(H, W)` overrides the first two (a .tflite refuses any other size).
 

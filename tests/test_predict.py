@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import jax
 import numpy as np
@@ -430,3 +431,32 @@ def test_cli_draws_a_quality_map_per_photo(student, photos, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
       predict.main(common + extra)
     assert exit_info.value.code == predict.EXIT_FATAL and message in capsys.readouterr().err
+
+
+def test_the_authors_pkl_scores_in_one_command(parity, photos, tmp_path, capsys):
+  """An original state dict (.pkl) is recognised, converted in memory and scored
+  at the paper's size unless told otherwise; a bad one is one line on stderr."""
+  from tests import torch_format
+
+  path = tmp_path / "best.pkl"
+  torch_format.save(parity.state_dict("student"), path)
+  scorer = scoring.Scorer.from_checkpoint(path)
+  assert scorer.size == scoring.PAPER_SIZE and scorer.description.startswith("student from")
+  out = tmp_path / "scores.json"
+  args = ["--checkpoint", str(path), str(photos / "a.jpg"), "--size", "64x64", "--output", str(out)]
+  assert predict.main(args) == predict.EXIT_OK
+  ((_, score, error),) = read_json(out)
+  assert error is None and 0 < score < 1
+
+  evil = tmp_path / "evil.pkl"
+  with zipfile.ZipFile(evil, "w") as archive:
+    archive.writestr("evil/data.pkl", b"\x80\x02cposix\nsystem\nq\x00.")
+  (tmp_path / "cut.pkl").write_bytes(path.read_bytes()[:1000])
+  capsys.readouterr()
+  for bad, message in [
+    (evil, "refusing to load 'posix.system'"),
+    (tmp_path / "cut.pkl", "truncated"),
+  ]:
+    assert predict.main(["--checkpoint", str(bad), str(photos / "a.jpg")]) == predict.EXIT_FATAL
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -59,3 +59,52 @@ def test_the_picture_tints_the_photo_with_a_bar_and_keeps_unseen_pixels():
   assert overlay.value_range(np.full((2, 2), 0.3), 0.3) == (pytest.approx(-0.2), pytest.approx(0.8))
   with pytest.raises(ValueError, match="does not fit"):
     overlay.render(photo, values[:10], 0.5, (0.0, 1.0))
+
+
+class _SharpnessMaps:
+  """A stand-in network whose map is each cell's edge energy (mean |Laplacian|
+  over the region the cell summarises): it finds blur, and reads noise as
+  sharpness, so it gets noise backwards."""
+
+  map_geometry = (20, 2)  # an 8x8 map
+
+  def __call__(self, images):
+    return self.with_maps(images)[0]
+
+  def with_maps(self, images):
+    grid, pool = self.map_geometry
+    grey = images.astype(np.float32).mean(axis=-1)
+    energy = np.abs(
+      4 * grey[:, 1:-1, 1:-1]
+      - grey[:, :-2, 1:-1]
+      - grey[:, 2:, 1:-1]
+      - grey[:, 1:-1, :-2]
+      - grey[:, 1:-1, 2:]
+    )
+    side = energy.shape[1]
+    bounds = [(side * pool * i // grid, side * pool * (i + 3) // grid) for i in range(8)]
+    cells = np.asarray(
+      [[[e[a:b, c:d].mean() for c, d in bounds] for a, b in bounds] for e in energy]
+    )
+    return cells.mean(axis=(1, 2)), cells
+
+
+def test_the_half_damage_check_tells_a_map_that_finds_damage_from_one_that_does_not():
+  from mobileiqa_jax import map_check, scoring
+
+  image, mask, strength = map_check.half_damaged("jpeg", 3, 64, 96)
+  again, _, _ = map_check.half_damaged("jpeg", 3, 64, 96)
+  np.testing.assert_array_equal(image, again)  # one seed, one case
+  assert image.dtype == np.uint8 and mask.mean() == 0.5 and 0.4 <= strength <= 1
+  for side in map_check.SIDES:
+    assert map_check.half_mask(side, 64, 96).sum() == 64 * 48
+
+  scorer = scoring.Scorer(_SharpnessMaps(), (96, 96), batch_size=8)
+  results = map_check.check(scorer, count=12)
+  assert results["blur"].passed >= 0.9 and results["blur"].mean_gap > 0
+  assert results["noise"].passed <= 0.1 and results["noise"].mean_gap < 0
+  # In tiles, each half of a scene twice the size gets its own 2 x 2 views.
+  assert len(map_check.tiled(scorer).views(np.zeros((96, 96, 3), np.uint8))) == 1
+  assert len(map_check.tiled(scorer).views(np.zeros((192, 192, 3), np.uint8))) == 4
+  with pytest.raises(ValueError, match="gives no quality maps"):
+    map_check.check(scoring.Scorer(lambda images: np.zeros(len(images)), (96, 96)))

@@ -15,14 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax import models
+from mobileiqa_jax import checkpoints, models
 from mobileiqa_jax.convert import naming, torch_pickle
 from mobileiqa_jax.models import mobileiqa
 
 # What timm checkpoints carry beyond the features_only backbone (classifier head,
 # final 1x1 conv); skipped with a log line.
 TIMM_EXTRAS = ("conv_head.", "classifier.", "head.", "final_conv.")
-TORCH_SUFFIXES = (".pkl", ".pth", ".pt")
+TORCH_SUFFIXES = checkpoints.TORCH_SUFFIXES
 
 
 class ConversionError(ValueError):
@@ -82,7 +82,46 @@ def _model(name):
   return models.create(name) if isinstance(name, str) else name
 
 
-def from_torch(source, name):
+# The original's state-dict name of each network's backbone -> our preset.
+BACKBONE_PRESETS = {
+  backbone_name: preset
+  for preset in ("student", "teacher")
+  for kind, (_, backbone_name, _) in mobileiqa.BACKBONES.items()
+  if models.PRESETS[preset]["backbone"] == kind
+}
+
+
+def recognise(state_dict, source: str = "state dict") -> str:
+  """'student' or 'teacher', from the backbone the original's keys name.
+
+  Raises:
+    ConversionError: the keys name neither backbone (or both).
+  """
+  prefixes = {key.removeprefix("module.").split(".", 1)[0] for key in state_dict}
+  found = sorted(BACKBONE_PRESETS[p] for p in prefixes & set(BACKBONE_PRESETS))
+  if len(found) != 1:
+    sample = ", ".join(sorted(state_dict)[:3]) or "no keys"
+    raise ConversionError(
+      f"{source}: not a MobileIQA checkpoint of the original code: its keys ({sample}, ...) "
+      f"name {'both' if found else 'neither'} of the backbones "
+      + " and ".join(f"'{p}.' ({preset})" for p, preset in BACKBONE_PRESETS.items())
+    )
+  return found[0]
+
+
+def load_torch_model(path):
+  """(module, variables, preset name) of an original MobileIQA .pkl/.pth/.pt,
+  the network recognised from its keys and converted in memory.
+
+  Raises:
+    FileNotFoundError, ValueError (ConversionError, torch_pickle's errors).
+  """
+  state_dict, source = _load_state_dict(path)
+  name = recognise(state_dict, source)
+  return models.create(name), from_torch(state_dict, name, source), name
+
+
+def from_torch(source, name, source_name: str | None = None):
   """Flax variables of model `name` from an original MobileIQA state dict.
 
   Args:
@@ -98,7 +137,8 @@ def from_torch(source, name):
     ConversionError: listing every missing, unexpected or mis-shaped tensor.
   """
   model = _model(name)
-  state_dict, source_name = _load_state_dict(source)
+  state_dict, loaded_from = _load_state_dict(source)
+  source_name = source_name or loaded_from
   if state_dict and all(k.startswith("module.") for k in state_dict):
     state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}  # DataParallel
   flat = _to_flat(state_dict, source_name)

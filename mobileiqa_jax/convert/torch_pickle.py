@@ -16,8 +16,17 @@ import ml_dtypes
 import numpy as np
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
-  """The pickle asks for an object that a plain state dict never contains."""
+class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+  """The pickle asks for an object that a plain state dict never contains.
+
+  A ValueError too, so that callers report it as the bad input it is.
+  """
+
+
+# How files start: a zip archive (torch >= 1.6), and the legacy torch.save
+# format, a bare pickle (protocol 2 opcode).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
 
 
 # Storage class names (legacy typed storages, still what torch.save writes) -> dtype.
@@ -87,6 +96,11 @@ class _StateDictUnpickler(pickle.Unpickler):
     if key not in self._storages:
       raw = self._archive.read(f"{self._root}/data/{key}")
       dtype = storage_type.dtype.newbyteorder("<" if self._byteorder == "little" else ">")
+      if len(raw) < numel * dtype.itemsize:
+        raise ValueError(
+          f"{self._path}: tensor storage {key} holds {len(raw)} bytes of the "
+          f"{numel * dtype.itemsize} it needs; the file is damaged"
+        )
       array = np.frombuffer(raw, dtype=dtype, count=numel)
       self._storages[key] = array.astype(storage_type.dtype, copy=False)
     return self._storages[key]
@@ -101,11 +115,35 @@ def load(path) -> dict[str, np.ndarray]:
   """
   path = str(path)
   if not zipfile.is_zipfile(path):
-    raise ValueError(
-      f"{path}: not a PyTorch zip checkpoint (files from torch < 1.6 or saved with "
-      "_use_new_zipfile_serialization=False are not supported: re-save it with a "
-      "current torch.save)"
+    raise ValueError(f"{path}: {_not_a_zip(path)}")
+  try:
+    return _load_zip(path)
+  except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as error:
+    if isinstance(error, UnsafeCheckpointError):
+      raise
+    raise ValueError(f"{path}: damaged checkpoint ({error}); download or save it again") from None
+
+
+def _not_a_zip(path: str) -> str:
+  """Why a file that is no zip archive is not a checkpoint we read."""
+  with open(path, "rb") as f:
+    head = f.read(4)
+  if not head:
+    return "empty file"
+  if head.startswith(_ZIP_MAGIC):
+    return (
+      "truncated: it starts as a zip archive (a torch.save file) but its end is "
+      "missing; download or copy it again"
     )
+  if head.startswith(_PICKLE_MAGIC):
+    return (
+      "a legacy torch.save file (torch < 1.6 or _use_new_zipfile_serialization=False), "
+      "which is not read; re-save it with a current torch.save"
+    )
+  return f"not a PyTorch checkpoint (a torch.save file is a zip archive; this starts {head!r})"
+
+
+def _load_zip(path: str) -> dict[str, np.ndarray]:
   with zipfile.ZipFile(path) as archive:
     pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
     if len(pickles) != 1:

@@ -164,11 +164,44 @@ def test_refuses_pickle_that_runs_code(tmp_path):
     torch_pickle.load(path)
 
 
-def test_refuses_non_zip(tmp_path):
-  path = tmp_path / "old.pkl"
-  path.write_bytes(pickle.dumps({"a": 1}))
-  with pytest.raises(ValueError, match="not a PyTorch zip checkpoint"):
-    convert.from_torch(path, "student_tiny")
+def test_damaged_and_foreign_files_say_what_is_wrong(tmp_path):
+  state, _ = _tiny_state_dict("student_tiny")
+  good = tmp_path / "good.pkl"
+  torch_format.save(state, good)
+  data = good.read_bytes()
+  cases = {
+    "empty.pkl": (b"", "empty file"),
+    "cut.pkl": (data[: len(data) // 2], "truncated: it starts as a zip archive"),
+    "old.pkl": (pickle.dumps({"a": 1}, protocol=2), "a legacy torch.save file"),
+    "notes.pkl": (b"hello", "not a PyTorch checkpoint"),
+  }
+  for name, (content, message) in cases.items():
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+      convert.from_torch(tmp_path / name, "student_tiny")
+  # A zip whose tensor bytes were cut short inside the archive.
+  with zipfile.ZipFile(good) as source, zipfile.ZipFile(tmp_path / "short.pkl", "w") as short:
+    for item in source.infolist():
+      content = source.read(item)
+      short.writestr(item, content[:4] if "/data/" in item.filename else content)
+  with pytest.raises(ValueError, match="bytes of the .* it needs; the file is damaged"):
+    torch_pickle.load(tmp_path / "short.pkl")
+
+
+def test_the_network_is_recognised_from_its_keys(parity, tmp_path):
+  for name, preset in [("student_tiny", "student"), ("teacher_tiny", "teacher")]:
+    state, _ = _tiny_state_dict(name)
+    assert convert.recognise(state) == preset
+    assert convert.recognise({f"module.{k}": v for k, v in state.items()}) == preset
+  with pytest.raises(convert.ConversionError, match="name neither of the backbones"):
+    convert.recognise({"fc.weight": np.zeros(1)}, "x.pkl")
+
+  # The authors' files load as checkpoints do: converted in memory.
+  path = tmp_path / "best.pkl"
+  torch_format.save(parity.state_dict("student"), path)
+  module, variables, metadata = checkpoints.load_model(path)
+  assert module == models.create("student") and metadata["model"] == "student"
+  jax.tree.map(np.testing.assert_array_equal, variables, convert.from_torch(path, "student"))
 
 
 def _cli(*args):
