@@ -10,11 +10,13 @@ join one jax.distributed runtime first.
 
 import logging as std_logging
 import os
+import sys
 
 from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
+from mobileiqa_jax import errors
 from mobileiqa_jax.train import loop, recipe
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -92,7 +94,12 @@ def main(argv):
     jax.device_count(),
     jax.devices()[0].platform,
   )
-  run(_CONFIG.value, _WORKDIR.value)
+  try:
+    run(_CONFIG.value, _WORKDIR.value)
+  except errors.InputError as error:
+    # The user's to fix, not a bug: one line, no traceback.
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

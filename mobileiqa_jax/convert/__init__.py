@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax import checkpoints, models
+from mobileiqa_jax import checkpoints, errors, models
 from mobileiqa_jax.convert import naming, torch_pickle
 from mobileiqa_jax.models import mobileiqa
 
@@ -25,7 +25,7 @@ TIMM_EXTRAS = ("conv_head.", "classifier.", "head.", "final_conv.")
 TORCH_SUFFIXES = checkpoints.TORCH_SUFFIXES
 
 
-class ConversionError(ValueError):
+class ConversionError(errors.InvalidInput):
   """The source does not hold the tensors the model needs, with their shapes."""
 
 

@@ -15,8 +15,10 @@ import zipfile
 import ml_dtypes
 import numpy as np
 
+from mobileiqa_jax import errors
 
-class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+
+class UnsafeCheckpointError(pickle.UnpicklingError, errors.InvalidInput):
   """The pickle asks for an object that a plain state dict never contains.
 
   A ValueError too, so that callers report it as the bad input it is.

@@ -10,8 +10,10 @@ import io
 import numpy as np
 from PIL import Image, ImageOps
 
+from mobileiqa_jax import errors
 
-class BadImageError(ValueError):
+
+class BadImageError(errors.InvalidInput):
   """An image file that cannot be decoded (unreadable, truncated, not an image)."""
 
 
@@ -51,14 +53,65 @@ def open_rgb(data: bytes, name: str = "<bytes>") -> Image.Image:
   Raises:
     BadImageError: the bytes are not a complete, decodable image.
   """
+  failures = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
   try:
     image = Image.open(io.BytesIO(data))
+  except Image.DecompressionBombError as error:
+    raise BadImageError(f"cannot decode image {name!r}: too large ({error})") from error
+  except failures as error:
+    raise BadImageError(f"cannot decode image {name!r}: {_not_an_image(data)}") from error
+  try:
     # load() forces the full decode so truncated files fail here, not later.
     image.load()
     image = ImageOps.exif_transpose(image)
     return _to_rgb(image)
-  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-    raise BadImageError(f"cannot decode image {name!r}: {error}") from error
+  except failures as error:
+    what = f"{image.format} image" if image.format else "image"
+    if "truncated" in str(error).lower() or "end of file" in str(error).lower():
+      problem = f"truncated {what}: the file ends early ({len(data)} bytes)"
+    else:
+      problem = f"damaged {what}: {error}"
+    raise BadImageError(f"cannot decode image {name!r}: {problem}") from error
+
+
+# Formats people mistake for images, by their first bytes.
+_SIGNATURES = (
+  (b"%PDF", "a PDF document"),
+  (b"PK\x03\x04", "a zip archive"),
+  (b"\x1f\x8b", "gzip-compressed data"),
+)
+_IMAGE_SIGNATURES = (
+  (b"\xff\xd8\xff", "JPEG"),
+  (b"\x89PNG", "PNG"),
+  (b"GIF8", "GIF"),
+  (b"BM", "BMP"),
+  (b"RIFF", "WebP"),
+  (b"II*\x00", "TIFF"),
+  (b"MM\x00*", "TIFF"),
+)
+
+
+def _not_an_image(data: bytes) -> str:
+  """Why bytes that PIL cannot identify are not an image we read."""
+  if not data:
+    return "empty file"
+  head = data[:64]
+  if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc", b"ftypavif"):
+    return "a HEIF/AVIF image, which this reader does not decode; convert it to JPEG or PNG"
+  for signature, kind in _SIGNATURES:
+    if head.startswith(signature):
+      return f"not an image: {kind}"
+  for signature, kind in _IMAGE_SIGNATURES:
+    if head.startswith(signature):
+      return f"truncated or damaged {kind}: its header does not decode ({len(data)} bytes)"
+  try:
+    text = head.decode("utf-8")
+  except UnicodeDecodeError:
+    return f"not an image format this reader knows (it starts {head[:8]!r})"
+  if all(c.isprintable() or c.isspace() for c in text):
+    shown = " ".join(text.split())[:30]
+    return f"not an image: looks like text ({shown!r}...)"
+  return f"not an image format this reader knows (it starts {head[:8]!r})"
 
 
 def decode_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:

@@ -4,8 +4,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mobileiqa_jax import errors
 
-class LabelRangeError(ValueError):
+
+class LabelRangeError(errors.InvalidInput):
   """A MOS value outside the range its dataset states."""
 
 
@@ -26,7 +28,7 @@ def check_range(
   array = np.asarray(values, np.float64)
   for value, row in zip(array, rows):
     if not np.isfinite(value) or value < low or value > high:
-      raise LabelRangeError(f"{row}: MOS {value!r} is outside the stated range [{low}, {high}]")
+      raise LabelRangeError(f"{row}: MOS {value:g} is outside the stated range [{low:g}, {high:g}]")
   return array
 
 

@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 
+from mobileiqa_jax import errors
 from mobileiqa_jax.data import decode, labels, splits
 
 
@@ -135,7 +136,7 @@ class CsvSource:
   ):
     path = pathlib.Path(csv_path).expanduser()
     if not csv_path or not path.is_file():
-      raise FileNotFoundError(
+      raise errors.MissingInput(
         f"expected the dataset CSV at {str(path)!r} (data.csv), which does not exist. "
         "Write a CSV with a header `path,mos[,split]`, one image per row, and set "
         "data.csv to it (data.image_root to the image folder if paths are relative)."
@@ -145,10 +146,10 @@ class CsvSource:
       reader = csv.DictReader(file)
       columns = reader.fieldnames or []
       if "path" not in columns or "mos" not in columns:
-        raise ValueError(f"{path}: needs columns 'path' and 'mos', found {columns}")
+        raise errors.InvalidInput(f"{path}: needs columns 'path' and 'mos', found {columns}")
       rows = list(enumerate(reader, start=2))
     if not rows:
-      raise ValueError(f"{path}: no rows")
+      raise errors.InvalidInput(f"{path}: no rows")
     wheres = [f"{path} line {line} ({row['path']})" for line, row in rows]
     values = []
     for (_, row), where in zip(rows, wheres):
@@ -172,14 +173,14 @@ class CsvSource:
 
     if split_mode == "official":
       if "split" not in columns:
-        raise ValueError(
+        raise errors.InvalidInput(
           f"{path}: split='official' needs a 'split' column; add one or use split='random'"
         )
       chosen = []
       for i, ((_, row), where) in enumerate(zip(rows, wheres)):
         value = _CSV_SPLITS.get(row["split"].strip().lower())
         if value is None:
-          raise ValueError(
+          raise errors.InvalidInput(
             f"{where}: unknown split {row['split']!r}; expected one of {sorted(_CSV_SPLITS)}"
           )
         if value == split:
@@ -188,7 +189,7 @@ class CsvSource:
     elif split_mode == "random":
       chosen = splits.random_split(len(rows), split_seed, split, test_fraction, validation_fraction)
     else:
-      raise ValueError(f"split must be 'official' or 'random', got {split_mode!r}")
+      raise errors.InvalidInput(f"split must be 'official' or 'random', got {split_mode!r}")
 
     self._csv = str(path)
     self._split = split
@@ -199,7 +200,7 @@ class CsvSource:
       image_path = root / row["path"]
       if not image_path.is_file():
         if not skip_bad_images:
-          raise FileNotFoundError(f"{wheres[i]}: image {str(image_path)!r} does not exist")
+          raise errors.MissingInput(f"{wheres[i]}: image {str(image_path)!r} does not exist")
         self.skipped.append(str(image_path))
         continue
       if skip_bad_images:
@@ -216,7 +217,7 @@ class CsvSource:
         "%s: skipped %d unreadable image(s) of split %s", path, len(self.skipped), split
       )
     if not self._paths:
-      raise ValueError(f"{path}: split {split!r} has no images")
+      raise errors.InvalidInput(f"{path}: split {split!r} has no images")
 
   def __len__(self) -> int:
     return len(self._paths)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mobileiqa_jax import errors
 from mobileiqa_jax import quality_map as quality_map_lib
 from mobileiqa_jax.export import tflite, verify
 from mobileiqa_jax.export.tflite import IMAGENET_MEAN, IMAGENET_STD, INPUT_KINDS, QUANTIZATIONS
@@ -32,7 +33,7 @@ DEFAULT_MIN_SRCC = 0.99
 DEFAULT_SAMPLES = 8
 
 
-class VerificationError(RuntimeError):
+class VerificationError(errors.InputError, RuntimeError):
   """The exported model disagrees with JAX beyond the bound; nothing was written."""
 
   def __init__(self, message: str, comparison: verify.Comparison):

@@ -71,3 +71,32 @@ def test_bad_inputs(images, tmp_path):
   cfg.skip_bad_images = True
   kept = sum(len(pipeline.make_source(cfg, s)) for s in ("train", "validation", "test"))
   assert kept == 9
+
+
+def test_main_reports_a_bad_csv_in_one_line(images, tmp_path):
+  import subprocess
+  import sys
+
+  from tests.conftest import REPO
+
+  rows = [(f"imgs/{i}.jpg", 7.5 if i == 3 else 3.0) for i in range(10)]
+  csv_path = _write(images, rows, header="path,mos")
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "mobileiqa_jax.main",
+      "--config=configs/teacher.py:csv,runlocal",
+      f"--config.data.csv={csv_path}",
+      "--config.data.csv_mos_range=(1.0,5.0)",
+      f"--workdir={tmp_path / 'run'}",
+    ],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    timeout=300,
+  )
+  assert result.returncode == 1, result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and "line 5 (imgs/3.jpg): MOS 7.5 is outside" in last
+  assert "Traceback" not in result.stderr and "np.float64" not in result.stderr

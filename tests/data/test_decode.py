@@ -70,3 +70,30 @@ def test_truncated_image_names_the_file():
     decode.decode_rgb(data[: len(data) // 2], "photo.jpg")
   with pytest.raises(decode.BadImageError, match="notes.txt"):
     decode.decode_rgb(b"not an image", "notes.txt")
+
+
+@pytest.mark.parametrize(
+  "data,problem",
+  [
+    (b"", "empty file"),
+    (b"path,mos\na.jpg,3.5\n", "not an image: looks like text ('path,mos a.jpg,3.5'...)"),
+    (b"%PDF-1.7 ...", "not an image: a PDF document"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00", "a HEIF/AVIF image, which this reader does not decode"),
+    (b"\xff\xd8\xff\xe0\x00\x10JF", "truncated or damaged JPEG: its header does not decode"),
+    (b"\x01\x02\x03\x04\xfe", "not an image format this reader knows"),
+  ],
+)
+def test_a_file_that_is_no_image_says_what_it_is(data, problem):
+  with pytest.raises(decode.BadImageError) as error:
+    decode.decode_rgb(data, "x.jpg")
+  assert str(error.value).startswith("cannot decode image 'x.jpg': ") and problem in str(
+    error.value
+  )
+  assert "BytesIO" not in str(error.value)
+
+
+def test_a_cut_jpeg_is_truncated():
+  pixels = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+  data = _encode(Image.fromarray(pixels), "JPEG")
+  with pytest.raises(decode.BadImageError, match=r"truncated JPEG image: the file ends early"):
+    decode.decode_rgb(data[: len(data) // 2], "x.jpg")

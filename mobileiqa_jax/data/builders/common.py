@@ -20,13 +20,14 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mobileiqa_jax import errors
 from mobileiqa_jax.data import decode, labels
 
 # The single split of sets without an official one; 'all' is taken by TFDS.
 FULL = "full"
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(errors.MissingInput):
   """A file or folder of a manually downloaded dataset is not where expected."""
 
 
