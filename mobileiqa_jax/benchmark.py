@@ -5,6 +5,8 @@
   python -m mobileiqa_jax.benchmark --smoke            # tiny models, seconds (CI)
   python -m mobileiqa_jax.benchmark --only student:1231x1907
   python -m mobileiqa_jax.benchmark --only litert_int8:student:1231x1907 --only train:distill_step
+  python -m mobileiqa_jax.benchmark --only folder:student:1231x1907x2 \
+      --only folder_litert:student:1231x1907
 
 Each configuration runs in a fresh child process (`--child`), so that its peak
 memory is its own: XLA's CPU allocations are invisible to JAX's memory stats,
@@ -27,8 +29,10 @@ so memory is the process's resident set, read from /proc. Reported per row:
 Backends are functions in `INFERENCE_BACKENDS` (name -> measure(case, repeats,
 warmup) -> row dict): `jax` (jitted, float32) and `litert`, `litert_fp16`,
 `litert_int8` (the TFLite export in float32, float16 weights, dynamic int8,
-run by LiteRT with XNNPACK on every core). Training throughput rows come from
-`TRAINING_STEPS`.
+run by LiteRT with XNNPACK on every core); `folder` and `folder_litert`
+score a folder of generated 12 MP JPEGs with `Scorer.score_files` and report
+that rate against the network's alone on the same photos, decoded in advance.
+Training throughput rows come from `TRAINING_STEPS`.
 """
 
 import argparse
@@ -292,12 +296,110 @@ def measure_litert(case: Case, repeats: int, warmup: int, quantization: str = "f
   }
 
 
+# The camera photos `measure_folder` scores: 12 MP, as phones take them.
+FOLDER_PHOTO_SIZE = (3000, 4000)
+FOLDER_PHOTOS = 12
+
+
+def write_photos(folder: str, count: int, height: int, width: int, seed: int = 0) -> list[str]:
+  """`count` JPEGs (quality 90) of smooth colour fields with grain, which
+  decode like photographs (no constant runs for the entropy coder to skip)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(seed)
+  paths = []
+  for i in range(count):
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), np.int16)
+    grain = rng.integers(-12, 13, (height, width, 1), dtype=np.int16)
+    path = os.path.join(folder, f"photo_{i:03d}.jpg")
+    Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(path, quality=90)
+    paths.append(path)
+  return paths
+
+
+def measure_folder(case: Case, repeats: int, warmup: int, backend: str = "jax") -> dict:
+  """`Scorer.score_files` on a folder of 12 MP JPEGs against the network alone.
+
+  The network-only rate runs the Scorer's backend on the same photos already
+  decoded and resized, in the same batches; the folder rate is the whole
+  path (read, decode, resize, normalise, network) with decoding on threads
+  overlapping the network. Their ratio says how much the input costs.
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from mobileiqa_jax import models, scoring  # pylint: disable=g-import-not-at-top
+
+  with tempfile.TemporaryDirectory() as tmp:
+    paths = write_photos(tmp, FOLDER_PHOTOS, *FOLDER_PHOTO_SIZE)
+    start = time.perf_counter()
+    if backend == "jax":
+      model = models.create(case.model)
+      variables = models.random_variables(model, case.height, case.width)
+      network = scoring.JaxBackend(model, variables, case.batch)
+    else:
+      import concurrent.futures  # pylint: disable=g-import-not-at-top
+      import multiprocessing  # pylint: disable=g-import-not-at-top
+
+      from mobileiqa_jax.export import benchmark as export_benchmark  # pylint: disable=g-import-not-at-top
+
+      if case.batch != 1:
+        raise ValueError(f"the TFLite export is batch 1, got {case.label}")
+      model_path = os.path.join(tmp, "model.tflite")
+      with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn")
+      ) as pool:
+        pool.submit(
+          export_benchmark.convert_synthetic,
+          case.model,
+          case.height,
+          case.width,
+          "float32",
+          model_path,
+        ).result()
+      network = scoring.TFLiteBackend(model_path, num_threads=os.cpu_count())
+    scorer = scoring.Scorer(network, (case.height, case.width), batch_size=case.batch)
+    prepared = np.stack([scorer.prepare(path) for path in paths])
+    for _ in range(max(warmup, 1)):  # compiles (JAX) and warms caches
+      scorer.score_files(paths[: case.batch])
+    compile_s = time.perf_counter() - start
+    release_free_memory()
+    base = rss_bytes()
+    exact_peak = reset_peak_rss()
+
+    def network_only():
+      for i in range(0, len(prepared), case.batch):
+        jax.block_until_ready(network(prepared[i : i + case.batch]))
+
+    network_s, _ = _median_seconds(network_only, repeats)
+    folder_s, times = _median_seconds(lambda: scorer.score_files(paths), repeats)
+  return {
+    "compile_s": compile_s,
+    "latency_s": folder_s / len(paths),
+    "latencies_s": times,
+    "images_per_s": len(paths) / folder_s,
+    "network_images_per_s": len(paths) / network_s,
+    "folder_fraction": network_s / folder_s,
+    "photos": f"{len(paths)} JPEGs {FOLDER_PHOTO_SIZE[0]}x{FOLDER_PHOTO_SIZE[1]}",
+    "base_rss_bytes": base,
+    "peak_rss_bytes": peak_rss_bytes(),
+    "peak_rss_includes_compile": not exact_peak,
+  }
+
+
 # Inference backends: name -> measure(case, repeats, warmup) -> row fields.
 INFERENCE_BACKENDS: dict[str, Callable[[Case, int, int], dict]] = {
   "jax": measure_jax,
   "litert": measure_litert,  # float32
   "litert_fp16": functools.partial(measure_litert, quantization="float16"),
   "litert_int8": functools.partial(measure_litert, quantization="dynamic_int8"),
+  # A folder of 12 MP JPEGs scored end to end, against the network alone.
+  "folder": measure_folder,
+  "folder_litert": functools.partial(measure_folder, backend="litert"),
 }
 
 
@@ -424,9 +526,12 @@ def format_table(report: dict) -> str:
     f"{'backend':<12}{'model':<14}{'input':>14}{'compile s':>11}{'latency s':>11}"
     f"{'img/s':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'of GEMM':>9}{'peak GB':>9}{'base GB':>9}",
   ]
+  folders = [row for row in report["inference"] if "folder_fraction" in row]
   for row in report["inference"]:
     if "error" in row:
       lines.append(f"{row['label']}: {row['error']}")
+      continue
+    if row in folders:
       continue
     size = f"{row['batch']}x{row['height']}x{row['width']}"
     lines.append(
@@ -434,6 +539,18 @@ def format_table(report: dict) -> str:
       f"{row['latency_s']:>11.3f}{row['images_per_s']:>8.2f}{row['gflop']:>9.1f}"
       f"{row['gflops_per_s']:>9.1f}{row.get('gemm_fraction', float('nan')):>9.2f}"
       f"{row['peak_rss_bytes'] / 1e9:>9.2f}{row['base_rss_bytes'] / 1e9:>9.2f}"
+    )
+  if folders:
+    lines.append(
+      f"{'folder':<14}{'model':<14}{'input':>14}{'photos':>26}{'img/s':>8}"
+      f"{'network img/s':>15}{'of network':>12}{'peak GB':>9}"
+    )
+  for row in folders:
+    size = f"{row['batch']}x{row['height']}x{row['width']}"
+    lines.append(
+      f"{row['backend']:<14}{row['model']:<14}{size:>14}{row['photos']:>26}"
+      f"{row['images_per_s']:>8.2f}{row['network_images_per_s']:>15.2f}"
+      f"{row['folder_fraction']:>12.2f}{row['peak_rss_bytes'] / 1e9:>9.2f}"
     )
   if report["training"]:
     lines.append(

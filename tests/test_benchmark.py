@@ -4,6 +4,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 from mobileiqa_jax import benchmark
 
@@ -47,12 +48,15 @@ def test_only_parses_backends_and_training_steps():
       "teacher:32x48x2",
       "--only",
       "train:distill_step",
+      "--only",
+      "folder:student:64x96x2",
     ]
   )
   cases, training = benchmark._cases(args)
   assert cases == (
     benchmark.Case("student", 64, 96, 1, "litert_int8"),
     benchmark.Case("teacher", 32, 48, 2, "jax"),
+    benchmark.Case("student", 64, 96, 2, "folder"),
   )
   assert training == ["distill_step"]
 
@@ -63,3 +67,19 @@ def test_litert_backend_smoke():
   )
   assert row["latency_s"] > 0 and row["gflop"] > 0 and row["threads"] >= 1
   assert row["peak_rss_bytes"] >= row["base_rss_bytes"] > 0
+
+
+def test_folder_rows_score_generated_photos_against_the_network(tmp_path, monkeypatch):
+  monkeypatch.setattr(benchmark, "FOLDER_PHOTOS", 3)
+  monkeypatch.setattr(benchmark, "FOLDER_PHOTO_SIZE", (120, 160))
+  row = benchmark.measure_folder(benchmark.Case("student_tiny", 64, 96, 2, "folder"), 1, 1)
+  assert row["photos"] == "3 JPEGs 120x160" and row["images_per_s"] > 0
+  assert row["folder_fraction"] == pytest.approx(row["images_per_s"] / row["network_images_per_s"])
+  report = {
+    "gemm": {},
+    "inference": [
+      dict(row, label="x", backend="folder", model="student_tiny", batch=2, height=64, width=96)
+    ],
+    "training": [],
+  }
+  assert "of network" in benchmark.format_table(report)
