@@ -63,9 +63,10 @@ def test_training_crops_and_evaluation_tiles_at_native_resolution():
   (batch,) = list(batches)
   assert batch["image"].shape == (4, 32, 32, 3)
   # Every crop is a (possibly flipped) window of one of the images.
+  images = [train[i]["image"] for i in range(4)]  # each generated once
   windows = [
-    preprocess.Normalize().map({"image": train[i]["image"][t : t + 32, left : left + 32]})["image"]
-    for i in range(4)
+    preprocess.Normalize().map({"image": image[t : t + 32, left : left + 32]})["image"]
+    for image in images
     for t in range(17)
     for left in range(17)
   ]

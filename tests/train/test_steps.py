@@ -151,12 +151,15 @@ def test_eval_step_scores_tiled_images_as_their_tiles_mean():
   from mobileiqa_jax.train import steps  # pylint: disable=g-import-not-at-top
   from tests.conftest import random_variables  # pylint: disable=g-import-not-at-top
 
+  # Grid 6: the smallest whose score head still has a 3x3 window to read.
   model = models.create(
-    "student_tiny", grid=4, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8
+    "student_tiny", grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8
   )
   images = np.random.default_rng(0).standard_normal((2, 3, 32, 32, 3)).astype(np.float32)
   variables = random_variables(model, images[0])
   batch = {"image": images, "label": np.ones(2, np.float32), "valid": np.ones(2, bool)}
   scores, _, _ = jax.jit(lambda v, b: steps.eval_step(v, b, model=model))(variables, batch)
-  per_tile = model.apply(variables, images.reshape(6, 32, 32, 3))[0].reshape(2, 3)
+  per_tile = jax.jit(lambda v, x: model.apply(v, x)[0])(variables, images.reshape(6, 32, 32, 3))
+  per_tile = np.asarray(per_tile).reshape(2, 3)
+  assert np.isfinite(per_tile).all() and np.ptp(per_tile) > 0
   np.testing.assert_allclose(scores, per_tile.mean(axis=1), rtol=1e-5, atol=1e-6)
