@@ -87,13 +87,15 @@ def test_cache_made_on_several_cores_keeps_the_order(tmp_path):
 
 
 def test_hand_features_rank_quality_but_far_from_perfectly():
-  train = [source.generate(0, "train", i, 96, 96) for i in range(240)]
-  test = [source.generate(0, "test", i, 96, 96) for i in range(120)]
+  # 64 px, 160 + 96 images: SRCC 0.73 here (0.77 at 96 px with 240 + 120),
+  # far inside both bounds, in 40% of the time.
+  train = [source.generate(0, "train", i, 64, 64) for i in range(160)]
+  test = [source.generate(0, "test", i, 64, 64) for i in range(96)]
   rows = {
     name: np.stack([hand_features.features(e["image"]) for e in examples])
     for name, examples in (("train", train), ("test", test))
   }
-  assert rows["train"].shape == (240, len(hand_features.FEATURE_NAMES))
+  assert rows["train"].shape == (160, len(hand_features.FEATURE_NAMES))
   fit = hand_features.RidgeFit().fit(rows["train"], [e["label"] for e in train])
   srcc = stats.spearmanr(fit.predict(rows["test"]), [e["label"] for e in test]).statistic
   # Global statistics rank quality well above chance...
