@@ -390,7 +390,9 @@ def test_quality_maps_are_the_networks_cells_placed_on_each_photo(student, photo
   assert unknown.any() and not unknown.all()
 
   # Letterboxed, the view reaches past the photo, which it still covers.
-  boxed = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), keep_aspect=True)
+  boxed = scoring.Scorer.from_checkpoint(
+    ckpt, size=(HEIGHT, WIDTH), keep_aspect=True, batch_size=BATCH
+  )
   _, (found,) = boxed.score(photos / "b.PNG", maps=True)  # 210x140 in 96x128
   top, left, box_h, box_w = found.boxes[0]
   assert top == 0 and left < 0 and box_h == 210 and box_w > 140
