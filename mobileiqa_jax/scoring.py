@@ -181,7 +181,22 @@ def _jax_call(with_maps: bool):
   return xla_options.jit(_apply_scores_and_maps if with_maps else _apply_scores, static_argnums=0)
 
 
-class JaxBackend:
+class _Backend:
+  """uint8 (n, H, W, 3) -> scores (n,), and with `with_maps` the quality map
+  cells too; subclasses run the network in `_run`."""
+
+  def _run(self, images: np.ndarray, with_maps: bool):
+    raise NotImplementedError
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    return self._run(images, with_maps=False)
+
+  def with_maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n, H, W, 3) -> scores (n,) and quality map cells (n, M, M)."""
+    return self._run(images, with_maps=True)
+
+
+class JaxBackend(_Backend):
   """uint8 batches -> scores (and quality maps) with a Flax module, one
   compiled batch shape."""
 
@@ -201,15 +216,8 @@ class JaxBackend:
     out = _jax_call(with_maps)(self.module, self.variables, batch)
     return jax.tree.map(lambda x: np.asarray(x, np.float32)[:count], out)
 
-  def __call__(self, images: np.ndarray) -> np.ndarray:
-    return self._run(images, with_maps=False)
 
-  def with_maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n, H, W, 3) -> scores (n,) and quality map cells (n, M, M)."""
-    return self._run(images, with_maps=True)
-
-
-class TFLiteBackend:
+class TFLiteBackend(_Backend):
   """uint8 images -> scores with a LiteRT interpreter, one image at a time.
 
   The file's input is fixed at batch 1. Whether it takes raw uint8 pixels or
@@ -226,6 +234,7 @@ class TFLiteBackend:
     if not path.is_file():
       raise FileNotFoundError(f"{path}: no such .tflite file")
     self.interpreter = verify.make_interpreter(path, num_threads)
+    self._invoke_each = functools.partial(verify.invoke_each, self.interpreter)
     (self.input,) = self.interpreter.get_input_details()
     try:
       self.output, self.map_output = verify.score_and_map_outputs(self.interpreter)
@@ -280,21 +289,7 @@ class TFLiteBackend:
 
   def _run(self, images: np.ndarray, with_maps: bool):
     inputs = images if self.raw_pixels else normalise(images)
-    scores, maps = np.empty(len(images), np.float32), []
-    for i, x in enumerate(inputs):
-      self.interpreter.set_tensor(self.input["index"], x[None])
-      self.interpreter.invoke()
-      scores[i] = self.interpreter.get_tensor(self.output["index"]).reshape(-1)[0]
-      if with_maps:
-        maps.append(self.interpreter.get_tensor(self.map_output["index"])[0])
-    return (scores, np.stack(maps)) if with_maps else scores
-
-  def __call__(self, images: np.ndarray) -> np.ndarray:
-    return self._run(images, with_maps=False)
-
-  def with_maps(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n, H, W, 3) -> scores (n,) and quality map cells (n, M, M)."""
-    return self._run(images, with_maps=True)
+    return self._invoke_each(inputs, self.output, self.map_output if with_maps else None)
 
 
 class Result(NamedTuple):

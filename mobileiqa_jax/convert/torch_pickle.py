@@ -120,9 +120,9 @@ def load(path) -> dict[str, np.ndarray]:
     raise ValueError(f"{path}: {_not_a_zip(path)}")
   try:
     return _load_zip(path)
+  except UnsafeCheckpointError:
+    raise
   except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError) as error:
-    if isinstance(error, UnsafeCheckpointError):
-      raise
     raise ValueError(f"{path}: damaged checkpoint ({error}); download or save it again") from None
 
 

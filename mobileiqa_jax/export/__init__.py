@@ -185,11 +185,12 @@ def export_tflite(
     judge = lambda ours, theirs: verify.compare(
       ours, theirs, quantization, float32_tolerance=float32_tolerance, min_srcc=min_srcc
     )
-    checks = {}
-    if quality_map:  # the map judged like the score, over all its cells
+    if quality_map:
       (reference, reference_map), (exported, exported_map) = reference, exported
+    comparison = judge(reference, exported)
+    checks = {"score": comparison}
+    if quality_map:  # the map judged like the score, over all its cells
       checks["quality map"] = judge(reference_map.reshape(-1), exported_map.reshape(-1))
-    comparison = checks["score"] = judge(reference, exported)
     for what, check in checks.items():
       if not check.passed:
         raise VerificationError(
@@ -200,16 +201,14 @@ def export_tflite(
         )
     outputs = {}
     if quality_map:
-      cells = module.grid // module.head_pool - 2
+      centres = quality_map_lib.cell_centres(module.grid, module.head_pool)
       outputs["quality_map"] = dict(
         name="quality_map",
-        shape=[1, cells, cells],
+        shape=[1, len(centres), len(centres)],
         dtype="float32",
         grid=module.grid,
         pool=module.head_pool,
-        centres=[
-          round(float(c), 6) for c in quality_map_lib.cell_centres(module.grid, module.head_pool)
-        ],
+        centres=[round(float(c), 6) for c in centres],
         note="each cell's score on the score's scale; cell (i, j) is centred at "
         "(centres[i], centres[j]) as fractions of the input's height and width "
         "(mobileiqa_jax/quality_map.py)",

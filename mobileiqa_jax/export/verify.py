@@ -76,15 +76,21 @@ def tflite_scores(model_path: str, inputs: np.ndarray, num_threads: int | None =
       f"model takes {source['dtype'].__name__}{list(source['shape'])}, "
       f"got {inputs.dtype}{list(inputs.shape)}"
     )
-  scores, maps = [], []
-  for x in inputs:
+  return invoke_each(interpreter, inputs, score_out, map_out)
+
+
+def invoke_each(interpreter, inputs: np.ndarray, score_out: dict, map_out: dict | None = None):
+  """Runs a batch-1 interpreter on each of `inputs` (N, H, W, 3), as it takes
+  them: scores (N,) float32, and with `map_out` the map cells (N, M, M) too."""
+  (source,) = interpreter.get_input_details()
+  scores, maps = np.empty(len(inputs), np.float32), []
+  for i, x in enumerate(inputs):
     interpreter.set_tensor(source["index"], x[None])
     interpreter.invoke()
-    scores.append(interpreter.get_tensor(score_out["index"]).reshape(-1))
+    scores[i] = interpreter.get_tensor(score_out["index"]).reshape(-1)[0]
     if map_out is not None:
-      maps.append(interpreter.get_tensor(map_out["index"]))
-  scores = np.concatenate(scores)
-  return (scores, np.concatenate(maps)) if map_out is not None else scores
+      maps.append(interpreter.get_tensor(map_out["index"])[0])
+  return scores if map_out is None else (scores, np.stack(maps))
 
 
 @dataclasses.dataclass(frozen=True)
