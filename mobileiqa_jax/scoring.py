@@ -456,8 +456,8 @@ class Scorer:
       return _Views(view[None], np.asarray([box]), (image_h, image_w))
     enlarged = tiles.enlarge_to_hold(image, height, width, preprocess.resize_bicubic)
     scale_h, scale_w = image_h / enlarged.shape[0], image_w / enlarged.shape[1]
-    corners = tiles.grid(*enlarged.shape[:2], height, width, self.max_tiles)
-    views = np.stack([enlarged[top : top + height, x : x + width] for top, x in corners])
+    views = tiles.cut(enlarged, height, width, self.max_tiles)
+    corners = tiles.grid(*enlarged.shape[:2], height, width, self.max_tiles)  # where cut cut
     boxes = [(top * scale_h, x * scale_w, height * scale_h, width * scale_w) for top, x in corners]
     return _Views(views, np.asarray(boxes), (image_h, image_w))
 
