@@ -248,6 +248,24 @@ def measure_jax(case: Case, repeats: int, warmup: int) -> dict:
   }
 
 
+def _convert_elsewhere(case: Case, quantization: str, path: str) -> float:
+  """Exports `case` (random weights) to `path` in a spawned process of its own,
+  so that this process's memory stays the interpreter's; returns its GFLOP."""
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+
+  from mobileiqa_jax.export import benchmark as export_benchmark  # pylint: disable=g-import-not-at-top
+
+  if case.batch != 1:
+    raise ValueError(f"the TFLite export is batch 1, got {case.label}")
+  with concurrent.futures.ProcessPoolExecutor(
+    1, mp_context=multiprocessing.get_context("spawn")
+  ) as pool:
+    return pool.submit(
+      export_benchmark.convert_synthetic, case.model, case.height, case.width, quantization, path
+    ).result()
+
+
 def measure_litert(case: Case, repeats: int, warmup: int, quantization: str = "float32") -> dict:
   """The TFLite export of one case run by LiteRT (XNNPACK), one thread per core.
 
@@ -255,23 +273,14 @@ def measure_litert(case: Case, repeats: int, warmup: int, quantization: str = "f
   that this process's memory is the interpreter's: runtime, weights, arena.
   "compile" is conversion plus interpreter set-up.
   """
-  import concurrent.futures  # pylint: disable=g-import-not-at-top
-  import multiprocessing  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
 
   from mobileiqa_jax.export import benchmark as export_benchmark  # pylint: disable=g-import-not-at-top
 
-  if case.batch != 1:
-    raise ValueError(f"the TFLite export is batch 1, got {case.label}")
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "model.tflite")
     start = time.perf_counter()
-    with concurrent.futures.ProcessPoolExecutor(
-      1, mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-      gflop = pool.submit(
-        export_benchmark.convert_synthetic, case.model, case.height, case.width, quantization, path
-      ).result()
+    gflop = _convert_elsewhere(case, quantization, path)
     threads = os.cpu_count() or 1
     interpreter = export_benchmark.verify.make_interpreter(path, threads)
     compile_s = time.perf_counter() - start
@@ -342,25 +351,8 @@ def measure_folder(case: Case, repeats: int, warmup: int, backend: str = "jax") 
       variables = models.random_variables(model, case.height, case.width)
       network = scoring.JaxBackend(model, variables, case.batch)
     else:
-      import concurrent.futures  # pylint: disable=g-import-not-at-top
-      import multiprocessing  # pylint: disable=g-import-not-at-top
-
-      from mobileiqa_jax.export import benchmark as export_benchmark  # pylint: disable=g-import-not-at-top
-
-      if case.batch != 1:
-        raise ValueError(f"the TFLite export is batch 1, got {case.label}")
       model_path = os.path.join(tmp, "model.tflite")
-      with concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn")
-      ) as pool:
-        pool.submit(
-          export_benchmark.convert_synthetic,
-          case.model,
-          case.height,
-          case.width,
-          "float32",
-          model_path,
-        ).result()
+      _convert_elsewhere(case, "float32", model_path)
       network = scoring.TFLiteBackend(model_path, num_threads=os.cpu_count())
     scorer = scoring.Scorer(network, (case.height, case.width), batch_size=case.batch)
     prepared = np.stack([scorer.prepare(path) for path in paths])
