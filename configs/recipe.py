@@ -10,7 +10,7 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
   seeds (README, configs/seeds.py): test SRCC teacher 0.38 ± 0.03, distilled
   student 0.39 ± 0.01, student alone 0.47 ± 0.08; the hand-features
   reference row 0.74.
-- Without runlocal: the paper's networks and recipe (DESIGN.md) per run;
+- Without runlocal: the paper's networks and recipe per run;
   wants accelerators (see configs/teacher.py and configs/distill.py).
 Runs land in WORKDIR/{teacher,student,baseline}; results.json holds the table
 and each run's summary (steps, images, time, selected step, loss terms). Every

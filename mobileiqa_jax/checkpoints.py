@@ -138,10 +138,6 @@ def load_model(path, which: str = "best"):
   return module, variables, metadata
 
 
-def count_params(tree) -> int:
-  return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
-
-
 def _barrier_prefix(name: str):
   # Both managers save at an evaluation step; orbax names its cross-process
   # barriers by step, so without a prefix the two saves would share one.
@@ -151,13 +147,13 @@ def _barrier_prefix(name: str):
 class TrainingCheckpoints:
   """The `latest` and `best` managers of a training workdir."""
 
-  def __init__(self, workdir, model_metadata: dict, keep_latest: int = 1):
+  def __init__(self, workdir, model_metadata: dict):
     workdir = absolute(workdir)
     self.model_metadata = dict(model_metadata)
     self.latest = ocp.CheckpointManager(
       workdir / LATEST,
       options=ocp.CheckpointManagerOptions(
-        max_to_keep=keep_latest,
+        max_to_keep=1,  # resuming needs only the newest
         enable_async_checkpointing=True,
         multiprocessing_options=_barrier_prefix("latest"),
       ),

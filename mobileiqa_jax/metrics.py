@@ -7,9 +7,10 @@ from scipy import stats
 def correlations(predictions, labels) -> dict[str, float]:
   """{'srcc', 'plcc', 'krcc', 'sum'} of predictions against labels.
 
-  A constant prediction (as from an untrained model) has no defined
-  correlation; it scores 0 rather than NaN so that best-checkpoint
-  selection and logs stay usable.
+  A constant prediction (as from an untrained model, or a broken export) has
+  no defined correlation; it scores 0 rather than NaN or None, so that
+  best-checkpoint selection, logs and the export's SRCC check all read one
+  number by one rule.
   """
   predictions = np.asarray(predictions, np.float64).ravel()
   labels = np.asarray(labels, np.float64).ravel()

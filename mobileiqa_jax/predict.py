@@ -33,24 +33,13 @@ import uuid
 
 import numpy as np
 
+from mobileiqa_jax import sizes
+
 # Quality map pictures are drawn at most this many pixels on their long side.
 MAP_MAX_SIDE = 1280
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 OUTPUT_FORMATS = (".csv", ".json")
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 1, 2
-
-
-def parse_size(text: str) -> tuple[int, int]:
-  """'HxW' -> (H, W)."""
-  try:
-    height, width = (int(part) for part in text.lower().split("x"))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f"size must be HEIGHTxWIDTH, e.g. 1231x1907; got '{text}'"
-    ) from None
-  if height < 1 or width < 1:
-    raise argparse.ArgumentTypeError(f"size must be positive; got '{text}'")
-  return height, width
 
 
 def _walk(folder: str) -> list[str]:
@@ -266,7 +255,7 @@ def _parse(argv):
   )
   parser.add_argument(
     "--size",
-    type=parse_size,
+    type=sizes.parse_size,
     help="HEIGHTxWIDTH to resize to (default: the checkpoint's trained size; "
     "1231x1907 for converted checkpoints)",
   )

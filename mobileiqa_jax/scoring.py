@@ -90,7 +90,7 @@ def to_rgb_array(item) -> np.ndarray:
     # exif_transpose drops the orientation tag once applied, so an image the
     # caller already turned upright is left as it is.
     # pylint: disable-next=protected-access
-    return np.asarray(decode._to_rgb(ImageOps.exif_transpose(item)))
+    return np.asarray(decode.to_rgb(ImageOps.exif_transpose(item)))
   if isinstance(item, np.ndarray):
     if item.dtype != np.uint8:
       # A float array could be 0..1 or 0..255; guessing would shift every score.
@@ -131,11 +131,6 @@ def fit(image: np.ndarray, height: int, width: int, keep_aspect: bool = False) -
     image, inner_h, inner_w
   )
   return out
-
-
-def normalise(images: np.ndarray) -> np.ndarray:
-  """uint8 (..., 3) -> float32 ImageNet-normalised, by training's own transform."""
-  return preprocess.Normalize().map({"image": images})["image"]
 
 
 def _trained_data(path) -> tuple[dict, pathlib.Path]:
@@ -212,7 +207,7 @@ class JaxBackend(_Backend):
     # A short last batch is padded to the full batch, so it reuses the
     # compilation instead of triggering another.
     batch = np.zeros((self.batch_size,) + images.shape[1:], np.float32)
-    batch[:count] = normalise(images)
+    batch[:count] = preprocess.normalise(images)
     out = _jax_call(with_maps)(self.module, self.variables, batch)
     return jax.tree.map(lambda x: np.asarray(x, np.float32)[:count], out)
 
@@ -288,7 +283,7 @@ class TFLiteBackend(_Backend):
         raise ValueError(f"{self.sidecar}: tiles {self.tiles} but the input is {self.size}")
 
   def _run(self, images: np.ndarray, with_maps: bool):
-    inputs = images if self.raw_pixels else normalise(images)
+    inputs = images if self.raw_pixels else preprocess.normalise(images)
     return self._invoke_each(inputs, self.output, self.map_output if with_maps else None)
 
 

@@ -16,9 +16,9 @@ def test_relative_paths_save_and_load(tmp_path, monkeypatch):
   variables = models.random_variables(model)
 
   checkpoints.save_model("ckpt/student", variables, "student_tiny", MICRO)
-  _, loaded, metadata = checkpoints.load_model("ckpt/student")
-  assert metadata["model"] == "student_tiny"
-  np.testing.assert_array_equal(jax.tree.leaves(loaded)[0], jax.tree.leaves(variables)[0])
+  module, loaded, metadata = checkpoints.load_model("ckpt/student")
+  assert metadata["model"] == "student_tiny" and module.grid == MICRO["grid"]
+  jax.tree.map(np.testing.assert_array_equal, loaded, variables)
 
   state = steps.TrainState(
     step=np.int32(4),
@@ -34,5 +34,7 @@ def test_relative_paths_save_and_load(tmp_path, monkeypatch):
   run.wait()
   run.close()
   assert (tmp_path / "runs/quickstart" / checkpoints.BEST / "4").is_dir()
-  _, loaded, _ = checkpoints.load_model("runs/quickstart")
+  module, loaded, metadata = checkpoints.load_model("runs/quickstart")
+  assert metadata["step"] == 4 and module.grid == MICRO["grid"]
+  jax.tree.map(np.testing.assert_array_equal, loaded, variables)
   assert checkpoints.absolute("gs://bucket/run").as_posix() == "gs://bucket/run"

@@ -13,7 +13,7 @@ from PIL import Image
 import pytest
 
 from mobileiqa_jax import checkpoints, models, predict, scoring
-from mobileiqa_jax.data import decode
+from mobileiqa_jax.data import decode, preprocess
 from tests.conftest import random_variables
 
 HEIGHT, WIDTH = 96, 128
@@ -244,7 +244,7 @@ def test_keep_aspect_letterboxes_with_the_mean_colour(student, photos):
   assert np.all(boxed[:32] == scoring.PAD_RGB) and np.all(boxed[-32:] == scoring.PAD_RGB)
   assert np.all(boxed[32:64] == 200)
   # The border is ~0 after normalisation: it adds no colour of its own.
-  assert np.abs(scoring.normalise(np.array(scoring.PAD_RGB, np.uint8))).max() < 0.01
+  assert np.abs(preprocess.normalise(np.array(scoring.PAD_RGB, np.uint8))).max() < 0.01
   tall = scoring.fit(np.zeros((300, 100, 3), np.uint8), HEIGHT, WIDTH, keep_aspect=True)
   assert np.all(tall[:, :48] == scoring.PAD_RGB) and np.all(tall[:, 48:80] == 0)
   # Already the right shape: the same pixels as stretching.
@@ -346,7 +346,7 @@ def test_a_crop_trained_run_scores_photos_in_tiles_at_their_own_size(student, ph
     image = np.asarray(Image.open(path).convert("RGB"))
     height, width = image.shape[:2]
     views = [image[t : t + 64, x : x + 64] for t, x in scoring.tiles.grid(height, width, 64, 64)]
-    expected.append(float(np.mean(apply(scoring.normalise(np.stack(views))))))
+    expected.append(float(np.mean(apply(preprocess.normalise(np.stack(views))))))
   np.testing.assert_allclose(scorer.score(paths), expected, rtol=0, atol=1e-5)
   # The cap keeps an even grid: fewer tiles, another (close) estimate.
   capped = scoring.Scorer.from_checkpoint(workdir, batch_size=BATCH, max_tiles=2)
@@ -367,7 +367,7 @@ def test_quality_maps_are_the_networks_cells_placed_on_each_photo(student, photo
   scores, maps = scorer.score(paths, maps=True)
   np.testing.assert_array_equal(scores, scorer.score(paths))  # maps leave scores alone
   for path, found in zip(paths, maps):
-    expected = cells_of(scoring.normalise(scorer.prepare(path)[None]))
+    expected = cells_of(preprocess.normalise(scorer.prepare(path)[None]))
     np.testing.assert_allclose(found.cells, expected, rtol=0, atol=1e-5)
     with Image.open(path) as image:
       assert found.image_size == (image.height, image.width)
@@ -380,7 +380,7 @@ def test_quality_maps_are_the_networks_cells_placed_on_each_photo(student, photo
   tiled = scoring.Scorer.from_checkpoint(workdir, batch_size=BATCH)
   _, (found,) = tiled.score(paths[0], maps=True)
   np.testing.assert_allclose(
-    found.cells, cells_of(scoring.normalise(tiled.views(paths[0]))), rtol=0, atol=1e-5
+    found.cells, cells_of(preprocess.normalise(tiled.views(paths[0]))), rtol=0, atol=1e-5
   )
   assert len(found.boxes) == 12 and np.isfinite(found.image()).all()  # 150x200: 3x4 tiles
   # Tiles left out by the cap leave their pixels unknown.

@@ -18,6 +18,12 @@ def test_cpu_programs_keep_reductions_in_xla_and_compute_the_same():
   f = lambda x, w: (jnp.mean(x, axis=(0, 1, 2)) @ w, jnp.sum(jnp.square(x)))
   for a, e in zip(xla_options.jit(f)(x, w), jax.jit(f)(x, w)):
     np.testing.assert_allclose(a, e, rtol=1e-5)
+  # And the option does what it says: XLA's default hands the reductions to
+  # YNNPACK, the project's programs keep them in XLA's own loops.
+  reductions = lambda x: (jnp.mean(x, axis=(0, 1, 2)), jnp.sum(jnp.square(x)))
+  default = jax.jit(reductions).lower(x).compile().as_text()
+  ours = xla_options.jit(reductions).lower(x).compile().as_text()
+  assert "__ynn_fusion" in default and "__ynn_fusion" not in ours
 
 
 def test_the_users_xla_flags_win(monkeypatch):

@@ -11,8 +11,6 @@ import logging
 import os
 
 from flax import traverse_util
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mobileiqa_jax import checkpoints, errors, models
@@ -27,12 +25,6 @@ TORCH_SUFFIXES = checkpoints.TORCH_SUFFIXES
 
 class ConversionError(errors.InvalidInput):
   """The source does not hold the tensors the model needs, with their shapes."""
-
-
-def abstract_variables(model, height: int = 64, width: int = 64):
-  """The model's variable tree as ShapeDtypeStructs (nothing is computed)."""
-  images = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
-  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images)
 
 
 def _check(flat, expected, source):
@@ -142,7 +134,7 @@ def from_torch(source, name, source_name: str | None = None):
   if state_dict and all(k.startswith("module.") for k in state_dict):
     state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}  # DataParallel
   flat = _to_flat(state_dict, source_name)
-  expected = traverse_util.flatten_dict(abstract_variables(model))
+  expected = traverse_util.flatten_dict(models.abstract_variables(model))
   _check(flat, expected, source_name)
   return traverse_util.unflatten_dict(flat)
 
@@ -188,7 +180,7 @@ def from_timm(source, name):
   flat = _to_flat(state_dict, source_name)
   expected = {
     k: v
-    for k, v in traverse_util.flatten_dict(abstract_variables(model)).items()
+    for k, v in traverse_util.flatten_dict(models.abstract_variables(model)).items()
     if k[1] == backbone
   }
   _check(flat, expected, source_name)

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     return 1
   print(
     f"wrote {args.out}: {args.model}, "
-    f"{checkpoints.count_params(variables['params']) / 1e6:.2f}M parameters from {source}"
+    f"{models.count_params(variables['params']) / 1e6:.2f}M parameters from {source}"
   )
   return 0
 

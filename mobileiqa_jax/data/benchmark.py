@@ -18,6 +18,7 @@ from absl import app, flags
 import numpy as np
 from PIL import Image
 
+from mobileiqa_jax import sizes
 from mobileiqa_jax.data import config, pipeline
 from mobileiqa_jax.data.synthetic import scenes
 from mobileiqa_jax.data.synthetic import source as synthetic_source
@@ -25,15 +26,15 @@ from mobileiqa_jax.data.synthetic import source as synthetic_source
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny sizes and counts; finishes in seconds.")
 _HEIGHT = flags.DEFINE_integer("height", 1231, "Pipeline output height.")
 _WIDTH = flags.DEFINE_integer("width", 1907, "Pipeline output width.")
-_SOURCE_SIZE = flags.DEFINE_list(
-  "source_size", ["2160", "3840"], "Height,width of the JPEGs the pipeline decodes."
+_SOURCE_SIZE = flags.DEFINE_string(
+  "source_size", "2160x3840", "HEIGHTxWIDTH of the JPEGs the pipeline decodes."
 )
 _WORKERS = flags.DEFINE_integer("workers", 2, "grain worker processes.")
 _BATCH = flags.DEFINE_integer("batch", 4, "Batch size.")
 _NUM_FILES = flags.DEFINE_integer("num_files", 12, "Distinct JPEG files to cycle over.")
 _BATCHES = flags.DEFINE_integer("batches", 12, "Batches timed after warm-up.")
 _SYNTHETIC_SIZES = flags.DEFINE_list(
-  "synthetic_sizes", ["224", "512", "1231x1907"], "Sizes (N or HxW) the generator is timed at."
+  "synthetic_sizes", ["224x224", "512x512", "1231x1907"], "Sizes (HxW) the generator is timed at."
 )
 _SYNTHETIC_SECONDS = flags.DEFINE_float(
   "synthetic_seconds", 10.0, "Seconds spent timing the generator per size."
@@ -84,23 +85,16 @@ def synthetic_images_per_second(height: int, width: int, seconds: float) -> floa
   return count / (time.perf_counter() - start)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-  if "x" in text:
-    h, w = text.split("x")
-    return int(h), int(w)
-  return int(text), int(text)
-
-
 def main(argv):
   del argv
   if _SMOKE.value:
     source_h, source_w, height, width = 96, 160, 48, 80
-    num_files, batches, sizes, seconds = 4, 2, [(64, 64)], 0.2
+    num_files, batches, synthetic_sizes, seconds = 4, 2, [(64, 64)], 0.2
   else:
-    source_h, source_w = (int(v) for v in _SOURCE_SIZE.value)
+    source_h, source_w = sizes.parse_size(_SOURCE_SIZE.value)
     height, width = _HEIGHT.value, _WIDTH.value
     num_files, batches = _NUM_FILES.value, _BATCHES.value
-    sizes = [_parse_size(s) for s in _SYNTHETIC_SIZES.value]
+    synthetic_sizes = [sizes.parse_size(s) for s in _SYNTHETIC_SIZES.value]
     seconds = _SYNTHETIC_SECONDS.value
   with tempfile.TemporaryDirectory() as folder:
     csv_path = _write_jpegs(pathlib.Path(folder), num_files, source_h, source_w)
@@ -116,7 +110,7 @@ def main(argv):
     f"pipeline: {rate:.2f} images/s  ({source_w}x{source_h} JPEG -> {width}x{height}, "
     f"{_WORKERS.value} workers, batch {_BATCH.value})"
   )
-  for h, w in sizes:
+  for h, w in synthetic_sizes:
     rate = synthetic_images_per_second(h, w, seconds)
     print(f"synthetic generator: {rate:.2f} images/s at {w}x{h} (1 process)")
 

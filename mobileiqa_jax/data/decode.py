@@ -17,7 +17,7 @@ class BadImageError(errors.InvalidInput):
   """An image file that cannot be decoded (unreadable, truncated, not an image)."""
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
   """Converts any PIL mode to 8-bit RGB."""
   if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
     # PIL's own conversion of 16-bit/integer/float images to RGB clips at 255
@@ -64,7 +64,7 @@ def open_rgb(data: bytes, name: str = "<bytes>") -> Image.Image:
     # load() forces the full decode so truncated files fail here, not later.
     image.load()
     image = ImageOps.exif_transpose(image)
-    return _to_rgb(image)
+    return to_rgb(image)
   except failures as error:
     what = f"{image.format} image" if image.format else "image"
     if "truncated" in str(error).lower() or "end of file" in str(error).lower():

@@ -17,8 +17,27 @@ from PIL import Image
 
 from mobileiqa_jax.data import decode, tiles
 
+# The normalisation every network here is trained with; the scorers and the
+# TFLite graph (uint8 input) apply the same `normalise`.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_SCALE = (1.0 / (255.0 * np.asarray(IMAGENET_STD))).astype(np.float32)
+_SHIFT = (np.asarray(IMAGENET_MEAN) / np.asarray(IMAGENET_STD)).astype(np.float32)
+
+
+def normalise(images):
+  """0..255 RGB (..., 3) of any dtype, NumPy or JAX -> float32
+  ImageNet-normalised, (x / 255 - mean) / std.
+
+  Written as one multiply and one subtract per channel wherever it runs
+  (input pipeline, scorers, the exported graph), so all agree to the bit.
+  """
+  if isinstance(images, np.ndarray):
+    out = images.astype(np.float32)  # a fresh array: scaled in place, no temporaries
+    out *= _SCALE
+    out -= _SHIFT
+    return out
+  return images.astype(np.float32) * _SCALE - _SHIFT
 
 
 def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -108,13 +127,7 @@ class RandomFlips(grain.transforms.RandomMap):
 
 
 class Normalize(grain.transforms.Map):
-  """uint8 RGB -> float32 ImageNet-normalised ((x / 255 - mean) / std)."""
-
-  _scale = (1.0 / (255.0 * np.asarray(IMAGENET_STD))).astype(np.float32)
-  _shift = (np.asarray(IMAGENET_MEAN) / np.asarray(IMAGENET_STD)).astype(np.float32)
+  """uint8 RGB -> float32 ImageNet-normalised (`normalise`)."""
 
   def map(self, example):
-    image = example["image"].astype(np.float32)
-    image *= self._scale
-    image -= self._shift
-    return {**example, "image": image}
+    return {**example, "image": normalise(example["image"])}

@@ -25,8 +25,9 @@ import numpy as np
 
 from mobileiqa_jax import errors
 from mobileiqa_jax import quality_map as quality_map_lib
+from mobileiqa_jax.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from mobileiqa_jax.export import tflite, verify
-from mobileiqa_jax.export.tflite import IMAGENET_MEAN, IMAGENET_STD, INPUT_KINDS, QUANTIZATIONS
+from mobileiqa_jax.export.tflite import INPUT_KINDS, QUANTIZATIONS
 
 DEFAULT_FLOAT32_TOLERANCE = 1e-4
 DEFAULT_MIN_SRCC = 0.99

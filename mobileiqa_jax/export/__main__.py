@@ -14,8 +14,7 @@ import json
 import logging
 import sys
 
-from mobileiqa_jax import checkpoints, export
-from mobileiqa_jax.predict import parse_size
+from mobileiqa_jax import checkpoints, export, sizes
 
 
 def _parse(argv):
@@ -30,7 +29,7 @@ def _parse(argv):
   )
   parser.add_argument(
     "--size",
-    type=parse_size,
+    type=sizes.parse_size,
     default=(1231, 1907),
     help="fixed input HEIGHTxWIDTH (default: 1231x1907, UHD-IQA)",
   )

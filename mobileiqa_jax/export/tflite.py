@@ -1,4 +1,4 @@
-"""JAX -> TFLite conversion (route A): jax2tf native serialization, then the
+"""JAX -> TFLite conversion: jax2tf native serialization, then the
 TFLite converter on a concrete function.
 
 The exported graph has a fixed shape, batch 1: with a symbolic batch the
@@ -11,29 +11,14 @@ from collections.abc import Callable
 import contextlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+
+from mobileiqa_jax.data import preprocess
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8")
 # The exported outputs; LiteRT tells them apart by rank: (1,) and (1, M, M).
 OUTPUT_NAMES = ("score", "quality_map")
 INPUT_KINDS = ("float32", "uint8")
-
-# The normalisation the networks are trained with (data/preprocess.py applies
-# the same), baked into the graph for uint8 inputs.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def normalise(images: jax.Array) -> jax.Array:
-  """(B, H, W, 3) 0..255 RGB (any dtype) -> float32 ImageNet-normalised.
-
-  Written as one multiply and one subtract per channel, as the training
-  pipeline does, so the two agree to float32 rounding.
-  """
-  scale = (1.0 / (255.0 * np.asarray(IMAGENET_STD))).astype(np.float32)
-  shift = (np.asarray(IMAGENET_MEAN) / np.asarray(IMAGENET_STD)).astype(np.float32)
-  return images.astype(jnp.float32) * scale - shift
 
 
 def scoring_function(module, input_kind: str, quality_map: bool = False) -> Callable:
@@ -51,7 +36,7 @@ def scoring_function(module, input_kind: str, quality_map: bool = False) -> Call
 
   def score(variables, images):
     if input_kind == "uint8":
-      images = normalise(images)
+      images = preprocess.normalise(images)  # in the graph, for uint8 input
     scores, taps = module.apply(variables, images, train=False)
     return (scores, taps["quality_map"]) if quality_map else scores
 

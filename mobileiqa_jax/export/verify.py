@@ -4,10 +4,9 @@ import dataclasses
 
 import jax
 import numpy as np
-from scipy import stats
 
-from mobileiqa_jax import xla_options
-from mobileiqa_jax.export import tflite
+from mobileiqa_jax import metrics, xla_options
+from mobileiqa_jax.data import preprocess
 
 
 def sample_images(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -34,7 +33,7 @@ def model_inputs(images: np.ndarray, input_kind: str) -> np.ndarray:
   """uint8 samples as the exported model takes them."""
   if input_kind == "uint8":
     return images
-  return np.asarray(tflite.normalise(images))
+  return preprocess.normalise(np.asarray(images))
 
 
 def jax_scores(fn, variables, inputs: np.ndarray):
@@ -100,19 +99,13 @@ class Comparison:
   samples: int
   max_abs_diff: float
   mean_abs_diff: float
-  srcc: float | None  # None when undefined (fewer than 2 samples, or constant scores)
+  srcc: float  # metrics.correlations': 0 where undefined (constant scores)
   jax_score_range: list[float]  # [min, max]
   criterion: str
   passed: bool
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-  if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-    return None
-  return float(stats.spearmanr(a, b).statistic)
 
 
 def compare(
@@ -129,13 +122,13 @@ def compare(
   absolute error is reported but not bounded.
   """
   diff = np.abs(reference.astype(np.float64) - exported.astype(np.float64))
-  srcc = spearman(reference, exported)
+  srcc = metrics.correlations(exported, reference)["srcc"]
   if quantization == "float32":
     criterion = f"max|diff| <= {float32_tolerance:g}"
     passed = bool(diff.max() <= float32_tolerance)
   else:
     criterion = f"SRCC vs JAX float32 >= {min_srcc:g}"
-    passed = srcc is not None and srcc >= min_srcc
+    passed = bool(srcc >= min_srcc)
   return Comparison(
     samples=len(reference),
     max_abs_diff=float(diff.max()),

@@ -55,8 +55,19 @@ def random_like(abstract_variables, *, seed: int = 0):
   return jax.tree_util.tree_map_with_path(fill, abstract_variables)
 
 
-def random_variables(model, height: int = 64, width: int = 64, *, seed: int = 0):
-  """`random_like` on a MobileIQA model's variables (their shapes do not depend
-  on the input size; height and width only shape the trace)."""
+def abstract_variables(model, height: int = 64, width: int = 64):
+  """A MobileIQA model's variable tree as ShapeDtypeStructs (nothing is
+  computed). The shapes do not depend on the input size; height and width
+  only shape the trace."""
   images = jax.ShapeDtypeStruct((1, height, width, 3), np.float32)
-  return random_like(jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images), seed=seed)
+  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images)
+
+
+def random_variables(model, height: int = 64, width: int = 64, *, seed: int = 0):
+  """`random_like` on a MobileIQA model's `abstract_variables`."""
+  return random_like(abstract_variables(model, height, width), seed=seed)
+
+
+def count_params(tree) -> int:
+  """The number of values in a (parameter) tree."""
+  return int(sum(np.size(x) for x in jax.tree.leaves(tree)))

@@ -2,17 +2,17 @@
 
 import sys
 
-from mobileiqa_jax import checkpoints, convert, models
+from mobileiqa_jax import models
 from mobileiqa_jax.models import mobileiqa
 
 
 def parameter_counts(name: str) -> dict[str, int]:
   """{'backbone': n, 'heads': n, 'total': n} parameters of a preset (no compute)."""
   model = models.create(name)
-  params = convert.abstract_variables(model)["params"]
+  params = models.abstract_variables(model)["params"]
   backbone = mobileiqa.BACKBONES[model.backbone][1]
-  total = checkpoints.count_params(params)
-  in_backbone = checkpoints.count_params(params[backbone])
+  total = models.count_params(params)
+  in_backbone = models.count_params(params[backbone])
   return {"backbone": in_backbone, "heads": total - in_backbone, "total": total}
 
 

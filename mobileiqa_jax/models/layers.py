@@ -29,6 +29,9 @@ KERNELS = ("xla", "tflite", "tflite_int8")
 # fewer elements than this in float32.
 TFLITE_MIN_QUANTIZED_ELEMENTS = 1024
 
+# A band threshold (MobileIQA, MobileViTv2) that no map reaches: never band.
+NO_BANDS = 1 << 62
+
 
 def check_kernels(kernels: str) -> str:
   if kernels not in KERNELS:

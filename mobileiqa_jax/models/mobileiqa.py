@@ -16,7 +16,6 @@ Dtype = Any
 
 NUM_LEVELS = 5
 NUM_OPINIONS = 3  # MALs reading the same levels; their outputs are the DOF.
-NO_BANDS = 1 << 62  # a band threshold no map reaches
 
 BACKBONES = {
   # kind -> (module class, state-dict name of the backbone, adapter name prefix)
@@ -59,9 +58,9 @@ class MobileIQA(nn.Module):
   # The adapters' threshold in training, where a banded hidden map is also
   # recomputed band by band in the backward pass instead of being kept with
   # its GELU's input. Lower than at inference, because there an unbanded map
-  # is kept twice: the student's second and third levels held 0.17 GB of the
-  # distillation step's XLA buffers at batch 2, 512x512 (peak RSS 4.20 ->
-  # 4.06 GB banded, same speed).
+  # is kept twice: banding the student's second and third levels lowers the
+  # distillation step's peak memory at the same speed (`python -m
+  # mobileiqa_jax.benchmark --only train:distill_step` measures it).
   train_band_threshold: int = 1 << 21
 
   @nn.compact

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax.models.layers import batch_norm, conv2d, make_divisible
+from mobileiqa_jax.models.layers import NO_BANDS, batch_norm, conv2d, make_divisible
 
 Dtype = Any
 
@@ -160,7 +160,7 @@ class InvertedResidual(nn.Module):
   expand_ratio: float = _EXPAND
   dtype: Dtype = jnp.float32
   kernels: str = "xla"
-  band_threshold: int = 1 << 62
+  band_threshold: int = NO_BANDS
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -323,7 +323,7 @@ class MobileViTV2(nn.Module):
   width: float = 2.0
   dtype: Dtype = jnp.float32
   kernels: str = "xla"
-  band_threshold: int = 1 << 62  # see InvertedResidual
+  band_threshold: int = NO_BANDS  # see InvertedResidual
 
   @nn.compact
   def __call__(self, x, train: bool = False) -> dict[str, jax.Array]:

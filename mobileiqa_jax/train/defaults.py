@@ -42,9 +42,9 @@ def parse_arg(arg: str | None, allowed_flags=FLAGS) -> tuple[str, set[str]]:
 
 
 def base_config(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
-  """The paper's recipe on `dataset` (DESIGN.md), or its runlocal shrink."""
+  """The paper's recipe on `dataset` (README, "Training"), or its runlocal shrink."""
   config = ml_collections.ConfigDict()
-  config.mode = "train"  # train | eval | export
+  config.mode = "train"  # train | eval | export | recipe | seeds
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "teacher"

@@ -249,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.distill.enabled:
     teacher, teacher_variables, teacher_shardings = _load_teacher(config, mesh)
   teacher_size = tuple(config.distill.teacher_size) if config.distill.teacher_size else None
-  train_step = steps.jit_train_step(
+  train_step = steps.JitTrainStep(
     state_shardings,
     sharding.batch_sharding(mesh),
     teacher_shardings,

@@ -172,17 +172,6 @@ def apply_gradients(state: TrainState, grads, batch_stats, loss, terms, *, tx, s
   return new_state, metrics
 
 
-def train_step(state: TrainState, batch, teacher_variables, *, tx, schedule, **loss_kwargs):
-  """One optimiser step over a global batch: `compute_gradients` then
-  `apply_gradients` (keyword arguments as theirs)."""
-  return apply_gradients(
-    state,
-    *compute_gradients(state, batch, teacher_variables, **loss_kwargs),
-    tx=tx,
-    schedule=schedule,
-  )
-
-
 def eval_step(variables, batch, *, model):
   """Scores of a global batch, with its labels and validity mask passed through
   so that gathering keeps them aligned.
@@ -201,7 +190,8 @@ def eval_step(variables, batch, *, model):
 
 
 class JitTrainStep:
-  """`train_step` as two jitted programs: the gradients, then the update in place.
+  """One optimiser step as two jitted programs: `compute_gradients`, then
+  `apply_gradients` in place.
 
   One program would be simpler, but XLA:CPU (measured with jax 0.10) then
   copies every donated parameter at the start, keeps the copies through the
@@ -253,7 +243,3 @@ class JitTrainStep:
     outputs = jax.eval_shape(self._gradients, grad_state, batch, teacher_variables)
     update = self._update.lower(state, *outputs).compile()
     return functools.partial(self._run, gradients, update)
-
-
-def jit_train_step(state_shardings, batch_sharding, teacher_shardings, **kwargs) -> JitTrainStep:
-  return JitTrainStep(state_shardings, batch_sharding, teacher_shardings, **kwargs)

@@ -1,4 +1,4 @@
-"""Training throughput: one jitted `train_step` timed as the loop runs it.
+"""Training throughput: one jitted training step timed as the loop runs it.
 
 `measure(kind, ...)` builds the step exactly as `loop.train_and_evaluate` does
 (single-device mesh, the paper's optimiser, MSE with weights 1, 1, 1) on
@@ -83,7 +83,7 @@ def measure(
     teacher_variables = jax.jit(init, out_shardings=teacher_shardings)(rng)
     del init
   batch_data = sharding.global_batch(batch_data, mesh)
-  step = steps.jit_train_step(
+  step = steps.JitTrainStep(
     state_shardings,
     sharding.batch_sharding(mesh),
     teacher_shardings,

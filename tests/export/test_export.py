@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from mobileiqa_jax import checkpoints, export, models
+from mobileiqa_jax import checkpoints, export, models, sizes
 from mobileiqa_jax.export import __main__ as export_main
 from mobileiqa_jax.export import benchmark, job, verify
 from mobileiqa_jax.train import defaults
@@ -75,7 +75,7 @@ def test_export_runs_in_litert_like_jax(tiny, tmp_path, quantization, input_kind
   # Weights dominate the file: 4, 2 or 1 byte(s) per parameter (int8 a little
   # more: biases and depthwise kernels stay float32, a bigger share of this
   # tiny model than of the full student).
-  per_param = out.stat().st_size / checkpoints.count_params(variables["params"])
+  per_param = out.stat().st_size / models.count_params(variables["params"])
   assert (
     {"float32": 3.8, "float16": 1.9, "dynamic_int8": 0.9}[quantization]
     < per_param
@@ -175,10 +175,11 @@ def test_compare_judges_float32_by_difference_and_quantised_by_rank():
 
 
 def test_parse_size():
-  assert export_main.parse_size("1231x1907") == (1231, 1907)
-  for bad in ("1231", "0x5", "axb"):
-    with pytest.raises(Exception, match="size must be"):
-      export_main.parse_size(bad)
+  assert sizes.parse_size("1231x1907") == (1231, 1907)
+  assert sizes.parse_size("64X96") == (64, 96)
+  for bad in ("1231", "0x5", "axb", "2x3x4"):
+    with pytest.raises(sizes.SizeError, match=f"size must be .*'{bad}'"):
+      sizes.parse_size(bad)
 
 
 def test_command_lines_export_a_checkpoint_and_time_it(micro, tmp_path, capsys):

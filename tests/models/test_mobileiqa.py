@@ -76,7 +76,7 @@ def test_training_bands_change_neither_outputs_nor_gradients():
   # The adapters band in training below `train_band_threshold`; banded or
   # whole, the batch statistics, scores and gradients are the same.
   x = np.random.default_rng(2).standard_normal((2, 70, 52, 3)).astype(np.float32)
-  whole = models.create("student_tiny", train_band_threshold=models.mobileiqa.NO_BANDS)
+  whole = models.create("student_tiny", train_band_threshold=models.layers.NO_BANDS)
   banded = whole.clone(train_band_threshold=0)
   variables = random_variables(whole, x)
 

@@ -43,7 +43,7 @@ def main(out):
     state_shardings = sharding.tree_shardings(state, mesh, min_elements)
     teacher_shardings = sharding.tree_shardings(teacher_variables, mesh, min_elements)
     state = jax.device_put(state, state_shardings)
-    step = steps.jit_train_step(
+    step = steps.JitTrainStep(
       state_shardings,
       sharding.batch_sharding(mesh),
       teacher_shardings,

@@ -293,7 +293,12 @@ def test_distillation_then_evaluation(teacher_run, tmp_path):
   assert "SRCC" in result.stdout and "validation" in result.stdout and "test" in result.stdout
   table = json.loads((workdir / "eval.json").read_text())
   assert set(table) == {"checkpoint", "validation", "test"}
-  assert -1.0 <= table["test"]["srcc"] <= 1.0
+  # The evaluation job scores the checkpoint that training selected, so on
+  # validation it finds the figures the selection was made by.
+  selected = json.loads((workdir / "summary.json").read_text())["selected_metrics"]
+  assert selected == pytest.approx({**table["validation"], "sum": selected["sum"]}, abs=1e-5)
+  assert set(table["test"]) >= {"srcc", "plcc", "krcc"}
+  assert all(np.isfinite(value) for value in table["test"].values())
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(teacher_run, tmp_path):
