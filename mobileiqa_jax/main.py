@@ -102,6 +102,11 @@ def main(argv):
     sys.exit(1)
 
 
-if __name__ == "__main__":
+def cli():
+  """`python -m mobileiqa_jax.main`, and the `mobileiqa` console script."""
   flags.mark_flags_as_required(["config"])
   app.run(main)
+
+
+if __name__ == "__main__":
+  cli()

@@ -10,11 +10,12 @@ workers. Generator: `synthetic.source.generate` in this process, at each of
 --synthetic_sizes.
 """
 
+import argparse
 import pathlib
+import sys
 import tempfile
 import time
 
-from absl import app, flags
 import numpy as np
 from PIL import Image
 
@@ -22,23 +23,6 @@ from mobileiqa_jax import sizes
 from mobileiqa_jax.data import config, pipeline
 from mobileiqa_jax.data.synthetic import scenes
 from mobileiqa_jax.data.synthetic import source as synthetic_source
-
-_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny sizes and counts; finishes in seconds.")
-_HEIGHT = flags.DEFINE_integer("height", 1231, "Pipeline output height.")
-_WIDTH = flags.DEFINE_integer("width", 1907, "Pipeline output width.")
-_SOURCE_SIZE = flags.DEFINE_string(
-  "source_size", "2160x3840", "HEIGHTxWIDTH of the JPEGs the pipeline decodes."
-)
-_WORKERS = flags.DEFINE_integer("workers", 2, "grain worker processes.")
-_BATCH = flags.DEFINE_integer("batch", 4, "Batch size.")
-_NUM_FILES = flags.DEFINE_integer("num_files", 12, "Distinct JPEG files to cycle over.")
-_BATCHES = flags.DEFINE_integer("batches", 12, "Batches timed after warm-up.")
-_SYNTHETIC_SIZES = flags.DEFINE_list(
-  "synthetic_sizes", ["224x224", "512x512", "1231x1907"], "Sizes (HxW) the generator is timed at."
-)
-_SYNTHETIC_SECONDS = flags.DEFINE_float(
-  "synthetic_seconds", 10.0, "Seconds spent timing the generator per size."
-)
 
 
 def _write_jpegs(folder: pathlib.Path, count: int, height: int, width: int) -> pathlib.Path:
@@ -85,35 +69,68 @@ def synthetic_images_per_second(height: int, width: int, seconds: float) -> floa
   return count / (time.perf_counter() - start)
 
 
-def main(argv):
-  del argv
-  if _SMOKE.value:
+def _parse(argv):
+  parser = argparse.ArgumentParser(
+    prog="python -m mobileiqa_jax.data.benchmark",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument("--smoke", action="store_true", help="tiny sizes and counts: seconds")
+  parser.add_argument("--height", type=int, default=1231, help="pipeline output height")
+  parser.add_argument("--width", type=int, default=1907, help="pipeline output width")
+  parser.add_argument(
+    "--source_size",
+    type=sizes.parse_size,
+    default=(2160, 3840),
+    help="HEIGHTxWIDTH of the JPEGs the pipeline decodes (default 2160x3840)",
+  )
+  parser.add_argument("--workers", type=int, default=2, help="grain worker processes")
+  parser.add_argument("--batch", type=int, default=4)
+  parser.add_argument("--num_files", type=int, default=12, help="distinct JPEGs to cycle over")
+  parser.add_argument("--batches", type=int, default=12, help="batches timed after warm-up")
+  parser.add_argument(
+    "--synthetic_sizes",
+    type=sizes.parse_size,
+    nargs="+",
+    default=[(224, 224), (512, 512), (1231, 1907)],
+    help="HEIGHTxWIDTH sizes the generator is timed at",
+  )
+  parser.add_argument(
+    "--synthetic_seconds", type=float, default=10.0, help="seconds of generator timing per size"
+  )
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = _parse(argv)
+  if args.smoke:
     source_h, source_w, height, width = 96, 160, 48, 80
     num_files, batches, synthetic_sizes, seconds = 4, 2, [(64, 64)], 0.2
   else:
-    source_h, source_w = sizes.parse_size(_SOURCE_SIZE.value)
-    height, width = _HEIGHT.value, _WIDTH.value
-    num_files, batches = _NUM_FILES.value, _BATCHES.value
-    synthetic_sizes = [sizes.parse_size(s) for s in _SYNTHETIC_SIZES.value]
-    seconds = _SYNTHETIC_SECONDS.value
+    source_h, source_w = args.source_size
+    height, width = args.height, args.width
+    num_files, batches = args.num_files, args.batches
+    synthetic_sizes, seconds = args.synthetic_sizes, args.synthetic_seconds
   with tempfile.TemporaryDirectory() as folder:
     csv_path = _write_jpegs(pathlib.Path(folder), num_files, source_h, source_w)
     rate = pipeline_images_per_second(
       csv_path,
       height=height,
       width=width,
-      workers=_WORKERS.value,
-      batch=_BATCH.value,
+      workers=args.workers,
+      batch=args.batch,
       batches=batches,
     )
   print(
     f"pipeline: {rate:.2f} images/s  ({source_w}x{source_h} JPEG -> {width}x{height}, "
-    f"{_WORKERS.value} workers, batch {_BATCH.value})"
+    f"{args.workers} workers, batch {args.batch})"
   )
   for h, w in synthetic_sizes:
     rate = synthetic_images_per_second(h, w, seconds)
     print(f"synthetic generator: {rate:.2f} images/s at {w}x{h} (1 process)")
 
+  return 0
+
 
 if __name__ == "__main__":
-  app.run(main)
+  sys.exit(main())

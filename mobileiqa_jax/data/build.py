@@ -7,9 +7,10 @@ Each builder's MANUAL_DOWNLOAD_INSTRUCTIONS says where to get the files and
 which folder layout it expects (`--dataset NAME --help_layout` prints them).
 """
 
+import argparse
 import pathlib
+import sys
 
-from absl import app, flags
 import tensorflow_datasets as tfds
 
 from mobileiqa_jax.data.builders import bid, common, koniq10k, livec, spaq, uhd_iqa
@@ -74,35 +75,44 @@ def build(
   return builder
 
 
-def main(argv):
-  del argv
-  flags_ = flags.FLAGS
-  if flags_.help_layout:
-    print(builder_class(flags_.dataset).MANUAL_DOWNLOAD_INSTRUCTIONS)
-    return
-  if not flags_.manual_dir:
-    raise app.UsageError("--manual_dir is required")
+def _parse(argv):
+  parser = argparse.ArgumentParser(
+    prog="python -m mobileiqa_jax.data.build",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument("--dataset", required=True, choices=sorted(BUILDERS))
+  parser.add_argument("--manual_dir", help="folder with the owner's files")
+  parser.add_argument("--data_dir", default="~/tensorflow_datasets", help="where to write the set")
+  parser.add_argument(
+    "--skip_bad_images", action="store_true", help="skip and count unreadable images"
+  )
+  parser.add_argument(
+    "--help_layout", action="store_true", help="print where to get the files and their layout"
+  )
+  args = parser.parse_args(argv)
+  if not args.help_layout and not args.manual_dir:
+    parser.error("--manual_dir is required")
+  return args
+
+
+def main(argv=None) -> int:
+  args = _parse(argv)
+  if args.help_layout:
+    print(builder_class(args.dataset).MANUAL_DOWNLOAD_INSTRUCTIONS)
+    return 0
   builder = build(
-    flags_.dataset, flags_.manual_dir, flags_.data_dir, skip_bad_images=flags_.skip_bad_images
+    args.dataset, args.manual_dir, args.data_dir, skip_bad_images=args.skip_bad_images
   )
   for split, info in builder.info.splits.items():
-    print(f"{flags_.dataset} {split}: {info.num_examples} examples")
+    print(f"{args.dataset} {split}: {info.num_examples} examples")
   skipped = builder.info.metadata.get("skipped_images", {})
   total = sum(len(v) for v in skipped.values())
   if total:
     print(f"skipped {total} unreadable image(s): {skipped}")
   print(f"written under {builder.data_dir}")
-
-
-def _define_flags():
-  flags.DEFINE_enum("dataset", None, sorted(BUILDERS), "Which public set to build.")
-  flags.DEFINE_string("manual_dir", None, "Folder with the owner's files.")
-  flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where to write the dataset.")
-  flags.DEFINE_bool("skip_bad_images", False, "Skip and count unreadable images.")
-  flags.DEFINE_bool("help_layout", False, "Print where to get the files and their layout.")
-  flags.mark_flag_as_required("dataset")
+  return 0
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+  sys.exit(main())
