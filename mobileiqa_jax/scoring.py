@@ -53,12 +53,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mobileiqa_jax import checkpoints, models, xla_options
-from mobileiqa_jax.data import decode, preprocess, tiles
+from mobileiqa_jax.data import datasets, decode, preprocess, tiles
 from mobileiqa_jax.quality_map import QualityMap
-from mobileiqa_jax.train import defaults
 
 # What converted checkpoints, which carry no size, are scored at.
-PAPER_SIZE = defaults.DATASET_SIZES["uhd_iqa"]
+PAPER_SIZE = datasets.DATASETS["uhd_iqa"].size
 # The letterbox border: the ImageNet mean in 0..255, i.e. ~0 once normalised.
 PAD_RGB = tuple(round(255 * m) for m in preprocess.IMAGENET_MEAN)
 # Failures that belong to one input (unreadable, not an image, too large) and

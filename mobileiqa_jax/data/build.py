@@ -13,27 +13,13 @@ import sys
 
 import tensorflow_datasets as tfds
 
-from mobileiqa_jax.data.builders import bid, common, koniq10k, livec, spaq, uhd_iqa
-
-BUILDERS: dict[str, type[common.IqaBuilder]] = {
-  "uhd_iqa": uhd_iqa.UhdIqa,
-  "koniq10k": koniq10k.Koniq10k,
-  "livec": livec.Livec,
-  "spaq": spaq.Spaq,
-  "bid": bid.Bid,
-}
-
-
-def builder_class(name: str) -> type[common.IqaBuilder]:
-  """The builder class of a public set."""
-  if name not in BUILDERS:
-    raise ValueError(f"unknown public dataset {name!r}; known: {sorted(BUILDERS)}")
-  return BUILDERS[name]
+from mobileiqa_jax.data import datasets
+from mobileiqa_jax.data.builders import common
 
 
 def load_builder(name: str, data_dir: str) -> common.IqaBuilder:
   """The builder of an already built set, or an error saying how to build it."""
-  cls = builder_class(name)
+  cls = datasets.builder_class(name)
   builder = cls(data_dir=str(pathlib.Path(data_dir).expanduser()))
   if not builder.is_prepared():
     raise common.MissingDataError(
@@ -51,7 +37,7 @@ def build(
   """Builds (or reuses) the ArrayRecord files of a public set.
 
   Args:
-    name: one of BUILDERS.
+    name: one of datasets.PUBLIC.
     manual_dir: the folder holding the owner's files, in the layout the
       builder's MANUAL_DOWNLOAD_INSTRUCTIONS describe.
     data_dir: the TFDS data_dir to write to (the pipeline's `data_dir`).
@@ -61,7 +47,7 @@ def build(
   Returns:
     The prepared builder.
   """
-  cls = builder_class(name)
+  cls = datasets.builder_class(name)
   manual = pathlib.Path(manual_dir).expanduser()
   # TFDS would fail on a missing folder with a generic assertion; say what
   # was expected and how to get it.
@@ -81,7 +67,7 @@ def _parse(argv):
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
-  parser.add_argument("--dataset", required=True, choices=sorted(BUILDERS))
+  parser.add_argument("--dataset", required=True, choices=sorted(datasets.PUBLIC))
   parser.add_argument("--manual_dir", help="folder with the owner's files")
   parser.add_argument("--data_dir", default="~/tensorflow_datasets", help="where to write the set")
   parser.add_argument(
@@ -99,7 +85,7 @@ def _parse(argv):
 def main(argv=None) -> int:
   args = _parse(argv)
   if args.help_layout:
-    print(builder_class(args.dataset).MANUAL_DOWNLOAD_INSTRUCTIONS)
+    print(datasets.builder_class(args.dataset).MANUAL_DOWNLOAD_INSTRUCTIONS)
     return 0
   builder = build(
     args.dataset, args.manual_dir, args.data_dir, skip_bad_images=args.skip_bad_images

@@ -5,15 +5,12 @@ The training config embeds this as `config.data` and may override any field.
 
 import ml_collections
 
-# Which datasets exist; `pipeline.make_source` dispatches on these names.
-DATASET_NAMES = ("synthetic", "uhd_iqa", "koniq10k", "livec", "spaq", "bid", "csv")
-
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the data config.
 
   Fields:
-    name: one of DATASET_NAMES. 'synthetic' needs no files and is the default.
+    name: one of datasets.NAMES. 'synthetic' needs no files and is the default.
     data_dir: where `python -m mobileiqa_jax.data.build` wrote the public sets
       (the TFDS data_dir); unused by 'synthetic' and 'csv'.
     csv: for name='csv', a CSV with columns `path,mos[,split]`.

@@ -24,7 +24,7 @@ import grain
 import jax
 import ml_collections
 
-from mobileiqa_jax.data import config, preprocess, sources, splits
+from mobileiqa_jax.data import datasets, preprocess, sources, splits
 from mobileiqa_jax.data.synthetic import source as synthetic_source
 
 # Storage order of the public sets' TFDS splits; the random split permutes
@@ -139,8 +139,8 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str):
   if split not in splits.SPLITS:
     raise ValueError(f"split must be one of {splits.SPLITS}, got {split!r}")
   name = data_cfg.name
-  if name not in config.DATASET_NAMES:
-    raise ValueError(f"data.name must be one of {config.DATASET_NAMES}, got {name!r}")
+  if name not in datasets.NAMES:
+    raise ValueError(f"data.name must be one of {datasets.NAMES}, got {name!r}")
   if name == "synthetic":
     synthetic = data_cfg.synthetic
     return synthetic_source.SyntheticSource(

@@ -7,17 +7,8 @@ needs. Every knob of training lives here, none in the train code.
 import ml_collections
 
 from mobileiqa_jax.data import config as data_config
+from mobileiqa_jax.data import datasets
 
-# The paper's input size per dataset (height, width); UHD-IQA at full resolution.
-DATASET_SIZES = {
-  "uhd_iqa": (1231, 1907),
-  "koniq10k": (512, 512),
-  "livec": (512, 512),
-  "spaq": (512, 512),
-  "bid": (512, 512),
-  "csv": (512, 512),
-  "synthetic": (512, 512),
-}
 # 'runlocal': tiny models, small images, a short run: a laptop or CI in minutes.
 FLAGS = ("runlocal",)
 
@@ -29,13 +20,13 @@ def parse_arg(arg: str | None, allowed_flags=FLAGS) -> tuple[str, set[str]]:
   """
   dataset, flags = "synthetic", set()
   for word in filter(None, (arg or "").split(",")):
-    if word in DATASET_SIZES:
+    if word in datasets.DATASETS:
       dataset = word
     elif word in allowed_flags:
       flags.add(word)
     else:
       raise ValueError(
-        f"unknown config arg {word!r}; datasets: {sorted(DATASET_SIZES)}, "
+        f"unknown config arg {word!r}; datasets: {sorted(datasets.DATASETS)}, "
         f"flags: {sorted(allowed_flags)}"
       )
   return dataset, flags
@@ -53,7 +44,7 @@ def base_config(dataset: str, runlocal: bool) -> ml_collections.ConfigDict:
 
   config.data = data_config.get_config()
   config.data.name = dataset
-  config.data.height, config.data.width = DATASET_SIZES[dataset]
+  config.data.height, config.data.width = datasets.DATASETS[dataset].size
   config.data.split = "official" if dataset == "uhd_iqa" else "random"
 
   config.seed = 3407

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mobileiqa_jax.data import build, config, decode, labels, pipeline
+from mobileiqa_jax.data import build, config, datasets, decode, labels, pipeline
 from mobileiqa_jax.data.builders import common
 from tests.data import fakes
 
@@ -186,3 +186,12 @@ def test_build_command(tmp_path):
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "bid full: 10 examples" in result.stdout
+
+
+def test_one_registry_names_every_set_and_the_builder_of_each_public_one():
+  assert set(datasets.NAMES) == {"synthetic", "csv", *datasets.PUBLIC}
+  assert set(datasets.PUBLIC) == {"uhd_iqa", "koniq10k", "livec", "spaq", "bid"}
+  for name in datasets.PUBLIC:
+    assert issubclass(datasets.builder_class(name), common.IqaBuilder), name
+  with pytest.raises(ValueError, match="unknown public dataset 'csv'"):
+    datasets.builder_class("csv")

@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from mobileiqa_jax.data import datasets
 from mobileiqa_jax.train import defaults, loop
 
 
@@ -14,7 +15,7 @@ def _config():
 
 
 def test_every_config_selects_on_validation():
-  for dataset in defaults.DATASET_SIZES:
+  for dataset in datasets.DATASETS:
     for runlocal in (False, True):
       assert defaults.base_config(dataset, runlocal).eval_split == "validation"
   assert loop.check_selection_split(_config()) == "validation"
