@@ -24,11 +24,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mobileiqa_jax import models
+from mobileiqa_jax.convert import torch_pickle
 
 LATEST = "checkpoints/latest"
 BEST = "checkpoints/best"
-# Files of the original PyTorch code (torch.save of a state dict).
-TORCH_SUFFIXES = (".pkl", ".pth", ".pt")
 
 
 def absolute(path) -> epath.Path:
@@ -114,7 +113,7 @@ def load_model(path, which: str = "best"):
     ValueError: a PyTorch file that is not a MobileIQA state dict, damaged,
       or unsafe (the message says which).
   """
-  if str(path).endswith(TORCH_SUFFIXES):
+  if str(path).endswith(torch_pickle.SUFFIXES):  # the original code's torch.save files
     # Imported here: the converter is needed for these files only.
     from mobileiqa_jax import convert  # pylint: disable=g-import-not-at-top
 

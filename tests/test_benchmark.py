@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from mobileiqa_jax import benchmark
+from mobileiqa_jax.benchmark import __main__ as benchmark
+from mobileiqa_jax.benchmark import inference, probes
 
 
 def test_smoke_mode_writes_table_and_json(tmp_path, capsys):
@@ -25,18 +26,18 @@ def test_smoke_mode_writes_table_and_json(tmp_path, capsys):
 def test_flop_count_multiplies_loops_and_counts_convs():
   w = jnp.ones((8, 16))
   mapped = jax.make_jaxpr(lambda x: jax.lax.map(lambda r: r @ w, x))(jnp.ones((5, 3, 8)))
-  assert benchmark.count_flops(mapped) == 5 * 2 * 3 * 8 * 16
+  assert probes.count_flops(mapped) == 5 * 2 * 3 * 8 * 16
   conv = jax.make_jaxpr(
     lambda x, k: jax.lax.conv_general_dilated(
       x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
   )(jnp.ones((1, 6, 6, 4)), jnp.ones((3, 3, 4, 2)))
-  assert benchmark.count_flops(conv) == 2 * (4 * 4 * 2) * (3 * 3 * 4)
+  assert probes.count_flops(conv) == 2 * (4 * 4 * 2) * (3 * 3 * 4)
 
 
 def test_case_labels_round_trip():
-  case = benchmark.Case("student", 1231, 1907, 2)
-  assert benchmark.Case.parse(case.label) == case
+  case = inference.Case("student", 1231, 1907, 2)
+  assert inference.Case.parse(case.label) == case
 
 
 def test_only_parses_backends_and_training_steps():
@@ -50,29 +51,31 @@ def test_only_parses_backends_and_training_steps():
       "train:distill_step",
       "--only",
       "folder:student:64x96x2",
+      "--only",
+      "pipeline:64x96",
     ]
   )
-  cases, training = benchmark._cases(args)
+  cases, training, inputs = benchmark._cases(args)
   assert cases == (
-    benchmark.Case("student", 64, 96, 1, "litert_int8"),
-    benchmark.Case("teacher", 32, 48, 2, "jax"),
-    benchmark.Case("student", 64, 96, 2, "folder"),
+    inference.Case("student", 64, 96, 1, "litert_int8"),
+    inference.Case("teacher", 32, 48, 2, "jax"),
+    inference.Case("student", 64, 96, 2, "folder"),
   )
-  assert training == ["distill_step"]
+  assert training == ["distill_step"] and inputs == ["pipeline:64x96"]
 
 
 def test_litert_backend_smoke():
-  row = benchmark.measure_litert(
-    benchmark.Case("student_tiny", 64, 96, backend="litert"), repeats=1, warmup=1
+  row = inference.measure_litert(
+    inference.Case("student_tiny", 64, 96, backend="litert"), repeats=1, warmup=1
   )
   assert row["latency_s"] > 0 and row["gflop"] > 0 and row["threads"] >= 1
   assert row["peak_rss_bytes"] >= row["base_rss_bytes"] > 0
 
 
 def test_folder_rows_score_generated_photos_against_the_network(tmp_path, monkeypatch):
-  monkeypatch.setattr(benchmark, "FOLDER_PHOTOS", 3)
-  monkeypatch.setattr(benchmark, "FOLDER_PHOTO_SIZE", (120, 160))
-  row = benchmark.measure_folder(benchmark.Case("student_tiny", 64, 96, 2, "folder"), 1, 1)
+  monkeypatch.setattr(inference, "FOLDER_PHOTOS", 3)
+  monkeypatch.setattr(inference, "FOLDER_PHOTO_SIZE", (120, 160))
+  row = inference.measure_folder(inference.Case("student_tiny", 64, 96, 2, "folder"), 1, 1)
   assert row["photos"] == "3 JPEGs 120x160" and row["images_per_s"] > 0
   assert row["folder_fraction"] == pytest.approx(row["images_per_s"] / row["network_images_per_s"])
   report = {

@@ -17,6 +17,9 @@ import numpy as np
 
 from mobileiqa_jax import errors
 
+# The names torch.save files go by.
+SUFFIXES = (".pkl", ".pth", ".pt")
+
 
 class UnsafeCheckpointError(pickle.UnpicklingError, errors.InvalidInput):
   """The pickle asks for an object that a plain state dict never contains.

@@ -13,14 +13,13 @@ import os
 from flax import traverse_util
 import numpy as np
 
-from mobileiqa_jax import checkpoints, errors, models
+from mobileiqa_jax import errors, models
 from mobileiqa_jax.convert import naming, torch_pickle
 from mobileiqa_jax.models import mobileiqa
 
 # What timm checkpoints carry beyond the features_only backbone (classifier head,
 # final 1x1 conv); skipped with a log line.
 TIMM_EXTRAS = ("conv_head.", "classifier.", "head.", "final_conv.")
-TORCH_SUFFIXES = checkpoints.TORCH_SUFFIXES
 
 
 class ConversionError(errors.InvalidInput):
@@ -51,8 +50,8 @@ def _load_state_dict(source) -> tuple[dict, str]:
     path = os.fspath(source)
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path}: no such checkpoint file")
-    if not path.endswith(TORCH_SUFFIXES):
-      raise ValueError(f"{path}: expected a torch.save file ending in {TORCH_SUFFIXES}")
+    if not path.endswith(torch_pickle.SUFFIXES):
+      raise ValueError(f"{path}: expected a torch.save file ending in {torch_pickle.SUFFIXES}")
     state = torch_pickle.load(path)
     # Training scripts often wrap the state dict; unwrap the usual containers.
     for key in ("state_dict", "model"):

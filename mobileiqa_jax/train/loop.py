@@ -248,18 +248,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   teacher = teacher_variables = teacher_shardings = None
   if config.distill.enabled:
     teacher, teacher_variables, teacher_shardings = _load_teacher(config, mesh)
-  teacher_size = tuple(config.distill.teacher_size) if config.distill.teacher_size else None
-  train_step = steps.JitTrainStep(
+  train_step = steps.JitTrainStep.from_config(
+    config,
+    mesh,
     state_shardings,
-    sharding.batch_sharding(mesh),
-    teacher_shardings,
     model=model,
     tx=tx,
     schedule=schedule,
     teacher=teacher,
-    teacher_size=teacher_size,
-    accumulation_steps=accumulation,
-    **losses.from_config(config.loss),
+    teacher_shardings=teacher_shardings,
   )
   eval_fn = make_eval_fn(model, mesh)
 

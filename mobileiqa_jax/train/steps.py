@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from mobileiqa_jax import xla_options
-from mobileiqa_jax.train import losses
+from mobileiqa_jax.train import losses, sharding
 
 
 @flax.struct.dataclass
@@ -227,6 +227,27 @@ class JitTrainStep:
       ),
       out_shardings=(state_shardings, None),
       donate_argnums=(0,),
+    )
+
+  @classmethod
+  def from_config(
+    cls, config, mesh, state_shardings, *, model, tx, schedule, teacher=None, teacher_shardings=None
+  ) -> "JitTrainStep":
+    """The step `config` asks for (loss, distillation size, accumulation), on
+    `mesh`: the one the training loop runs and the benchmark's training rows
+    time."""
+    teacher_size = config.distill.teacher_size
+    return cls(
+      state_shardings,
+      sharding.batch_sharding(mesh),
+      teacher_shardings,
+      model=model,
+      tx=tx,
+      schedule=schedule,
+      teacher=teacher,
+      teacher_size=tuple(teacher_size) if teacher_size else None,
+      accumulation_steps=config.grad_accumulation_steps,
+      **losses.from_config(config.loss),
     )
 
   @staticmethod

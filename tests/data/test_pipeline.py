@@ -206,7 +206,14 @@ def test_synthetic_default_through_the_loader():
 
 def test_benchmark_smoke():
   result = subprocess.run(
-    [sys.executable, "-m", "mobileiqa_jax.data.benchmark", "--smoke"],
+    [
+      sys.executable,
+      "-m",
+      "mobileiqa_jax.benchmark",
+      "--smoke",
+      "--only=pipeline:48x80",
+      "--only=generator:64x64",
+    ],
     cwd=REPO,
     env={**os.environ, "PYTHONPATH": str(REPO)},
     capture_output=True,
@@ -215,7 +222,11 @@ def test_benchmark_smoke():
     check=False,
   )
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "pipeline:" in result.stdout and "synthetic generator:" in result.stdout
+  rows = [line.split() for line in result.stdout.splitlines()]
+  assert [row[:2] for row in rows if row[0] in ("pipeline", "generator")] == [
+    ["pipeline", "48x80"],
+    ["generator", "64x64"],
+  ]
 
 
 def test_global_batches_do_not_depend_on_process_count(labelled_csv):

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from mobileiqa_jax import checkpoints, export, models, sizes
+from mobileiqa_jax.benchmark import __main__ as benchmark
+from mobileiqa_jax.benchmark import litert
 from mobileiqa_jax.export import __main__ as export_main
-from mobileiqa_jax.export import benchmark, job, verify
+from mobileiqa_jax.export import job, verify
 from mobileiqa_jax.train import defaults
 from tests.conftest import random_variables
 
@@ -214,10 +216,10 @@ def test_command_lines_export_a_checkpoint_and_time_it(micro, tmp_path, capsys):
   assert export_main.main(["--checkpoint", str(tmp_path / "missing"), "--out", str(out)]) == 1
   assert "error:" in capsys.readouterr().err
 
-  assert benchmark.main(["--tflite", str(out), "--runs", "2"]) == 0
+  assert benchmark.main(["--tflite", str(out), "--repeats", "2"]) == 0
   printed = capsys.readouterr().out
   assert "1 thread(s): median" in printed and "2 thread(s): median" in printed
-  latency = benchmark.tflite_latency(out, num_threads=1, runs=2)
+  latency = litert.tflite_latency(out, num_threads=1, runs=2)
   assert latency["runs"] == 2 and 0 < latency["min_s"] <= latency["median_s"] <= latency["max_s"]
 
 

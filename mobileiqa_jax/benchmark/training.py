@@ -1,20 +1,23 @@
-"""Training throughput: one jitted training step timed as the loop runs it.
+"""Training rows: one optimiser step, built as the training loop builds it.
 
-`measure(kind, ...)` builds the step exactly as `loop.train_and_evaluate` does
-(single-device mesh, the paper's optimiser, MSE with weights 1, 1, 1) on
-synthetic data and weights, and reports images/s and the process's peak
-resident memory while stepping. `mobileiqa_jax.benchmark` registers it as
-its training rows, each in a fresh process.
+`measure(kind, ...)` makes the step with `steps.JitTrainStep.from_config`, the
+training loop's own constructor, from the paper's config (single-device mesh,
+its optimiser, MSE with weights 1, 1, 1) on synthetic data and weights, and
+reports images/s and the process's peak resident memory while stepping.
+`TRAINING_STEPS` names the rows.
 """
 
+from collections.abc import Callable
+import functools
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax import benchmark, models
-from mobileiqa_jax.train import defaults, losses, optim, sharding, steps
+from mobileiqa_jax import models
+from mobileiqa_jax.benchmark import probes
+from mobileiqa_jax.train import defaults, optim, sharding, steps
 
 # kind -> (trained network, frozen teacher or None)
 KINDS = {
@@ -83,26 +86,26 @@ def measure(
     teacher_variables = jax.jit(init, out_shardings=teacher_shardings)(rng)
     del init
   batch_data = sharding.global_batch(batch_data, mesh)
-  step = steps.JitTrainStep(
+  step = steps.JitTrainStep.from_config(
+    config,
+    mesh,
     state_shardings,
-    sharding.batch_sharding(mesh),
-    teacher_shardings,
     model=model,
     tx=tx,
     schedule=schedule,
     teacher=teacher,
-    **losses.from_config(config.loss),
+    teacher_shardings=teacher_shardings,
   )
 
   start = time.perf_counter()
   compiled = step.compile(state, batch_data, teacher_variables)
   compile_s = time.perf_counter() - start
-  benchmark.release_free_memory()
-  base = benchmark.rss_bytes()
+  probes.release_free_memory()
+  base = probes.rss_bytes()
   for _ in range(warmup):
     state, metrics = compiled(state, batch_data, teacher_variables)
   jax.block_until_ready(state)
-  exact_peak = benchmark.reset_peak_rss()
+  exact_peak = probes.reset_peak_rss()
   times = []
   for _ in range(max(repeats, 1)):
     start = time.perf_counter()
@@ -123,7 +126,22 @@ def measure(
     "steps_s": times,
     "images_per_s": batch / seconds,
     "base_rss_bytes": base,
-    "peak_rss_bytes": benchmark.peak_rss_bytes(),
+    "peak_rss_bytes": probes.peak_rss_bytes(),
     "peak_rss_includes_compile": not exact_peak,
     "overrides": model_overrides,
   }
+
+
+# The rows: name -> measure(repeats, warmup, smoke) -> row fields. The
+# full-size row is the paper's distillation input (UHD-IQA), at the batch a
+# CPU holds; the tiny rows are the README's main job (configs/recipe.py:
+# runlocal): its three runs' steps at its batch and image size.
+_QUICK_START = dict(tiny=True, batch=16, height=128, width=128)
+TRAINING_STEPS: dict[str, Callable[[int, int, bool], dict]] = {
+  "teacher_step": functools.partial(measure, "teacher"),
+  "distill_step": functools.partial(measure, "distill"),
+  "distill_step_full_size": functools.partial(measure, "distill", batch=1, height=1231, width=1907),
+  "teacher_tiny_step": functools.partial(measure, "teacher", **_QUICK_START),
+  "student_tiny_step": functools.partial(measure, "student", **_QUICK_START),
+  "distill_tiny_step": functools.partial(measure, "distill", **_QUICK_START),
+}

@@ -1,0 +1,3 @@
+"""Speed and memory of the networks, the training steps and the input
+pipeline: `python -m mobileiqa_jax.benchmark --help`. Nothing in the library
+imports this package."""
