@@ -17,7 +17,8 @@ import jax
 from ml_collections import config_flags
 
 from mobileiqa_jax import errors
-from mobileiqa_jax.train import loop, recipe
+from mobileiqa_jax.jobs import evaluation, recipe
+from mobileiqa_jax.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Config file (configs/*.py[:arg]).", lock_config=True
@@ -53,12 +54,12 @@ def run(config, workdir: str):
   if config.mode == "train":
     return loop.train_and_evaluate(config, workdir)
   if config.mode == "eval":
-    return loop.evaluate(config, workdir)
+    return evaluation.evaluate(config, workdir)
   if config.mode == "export":
     # TensorFlow is imported only for this job.
-    from mobileiqa_jax.export import job  # pylint: disable=g-import-not-at-top
+    from mobileiqa_jax.jobs import export  # pylint: disable=g-import-not-at-top
 
-    return job.export_from_config(config, workdir)
+    return export.export_from_config(config, workdir)
   if config.mode == "recipe":
     return recipe.teacher_then_student(config, workdir)
   if config.mode == "seeds":

@@ -363,35 +363,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   else:
     _write_summary(workdir, summary.to_dict(step))
   return eval_metrics
-
-
-def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = False) -> dict:
-  """Scores `config.eval.checkpoint` (default: `workdir`) on each of
-  `config.eval.splits`, prints a table and writes eval.json in workdir."""
-  source = config.eval.checkpoint or workdir
-  model, variables, metadata = checkpoints.load_model(source)
-  model = model.clone(dtype=jnp.dtype(config.model.dtype))
-  mesh = sharding.make_mesh(config.sharding.model_axis)
-  variables = jax.device_put(
-    variables, sharding.tree_shardings(variables, mesh, config.sharding.min_shard_elements)
-  )
-  eval_fn = make_eval_fn(model, mesh)  # one compilation for every split
-  results = {}
-  for split in config.eval.splits:
-    results[split], _, _ = evaluate_split(model, variables, config, split, mesh, eval_fn)
-  if jax.process_index() == 0:
-    if not quiet:
-      print(format_table(results, f"{metadata['model']} from {source}"))
-    out = epath.Path(workdir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(json.dumps({"checkpoint": str(source), **results}, indent=2))
-  return results
-
-
-def format_table(results: dict, title: str) -> str:
-  lines = [title, f"{'split':<12}{'SRCC':>8}{'PLCC':>8}{'KRCC':>8}"]
-  lines += [
-    f"{split:<12}{m['srcc']:>8.4f}{m['plcc']:>8.4f}{m['krcc']:>8.4f}"
-    for split, m in results.items()
-  ]
-  return "\n".join(lines)

@@ -10,7 +10,8 @@ from mobileiqa_jax import checkpoints, export, models, sizes
 from mobileiqa_jax.benchmark import __main__ as benchmark
 from mobileiqa_jax.benchmark import litert
 from mobileiqa_jax.export import __main__ as export_main
-from mobileiqa_jax.export import job, verify
+from mobileiqa_jax.export import verify
+from mobileiqa_jax.jobs import export as export_job
 from mobileiqa_jax.train import defaults
 from tests.conftest import random_variables
 
@@ -236,11 +237,11 @@ def test_export_job_checks_on_a_dataset_split(micro, tmp_path):
     verify_split="test",
     verify_limit=5,
   )
-  report = job.export_from_config(config, str(tmp_path / "run"))
+  report = export_job.export_from_config(config, str(tmp_path / "run"))
   assert report["verified_on"] == "synthetic test split, 5 images"
   assert report["verification"]["samples"] == 5
   assert report["verification"]["images"] == "given images"
-  images = job.split_images(config.data, "test", HEIGHT, WIDTH, limit=5)
+  images = export_job.split_images(config.data, "test", HEIGHT, WIDTH, limit=5)
   assert images.shape == (5, HEIGHT, WIDTH, 3) and images.dtype == np.uint8
   assert (tmp_path / "run" / "student_dynamic_int8.tflite").exists()
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from mobileiqa_jax import hand_features, metrics
 from mobileiqa_jax.data import pipeline, preprocess
+from mobileiqa_jax.jobs import evaluation, tables
 from mobileiqa_jax.train import loop
 
 
@@ -64,17 +65,17 @@ def teacher_then_student(config: ml_collections.ConfigDict, workdir: str) -> dic
   for name, run_config in runs.items():
     eval_config = ml_collections.ConfigDict(run_config.to_dict())
     eval_config.eval.checkpoint = str(workdir / name)
-    results[name] = loop.evaluate(eval_config, str(workdir / name), quiet=True)
+    results[name] = evaluation.evaluate(eval_config, str(workdir / name), quiet=True)
     summaries[name] = loop.read_summary(workdir / name)
   if jax.process_index() == 0:
-    print(format_runs(results, summaries))
+    print(tables.format_runs(results, summaries))
     (workdir / "results.json").write_text(
       json.dumps({"metrics": results, "runs": summaries}, indent=2)
     )
   if config.recipe.export:
-    from mobileiqa_jax.export import job  # pylint: disable=g-import-not-at-top
+    from mobileiqa_jax.jobs import export  # pylint: disable=g-import-not-at-top
 
-    job.export_from_config(config, str(workdir / "student"))
+    export.export_from_config(config, str(workdir / "student"))
   return results
 
 
@@ -96,43 +97,6 @@ def fit_hand_features(data_cfg: ml_collections.ConfigDict, eval_splits) -> dict:
     features, labels = rows(split)
     results[split] = metrics.correlations(fit.predict(features), labels)
   return results
-
-
-def _describe_run(summary: dict) -> list[str]:
-  """The run's columns: steps, images seen, wall time, selected checkpoint."""
-  if not summary:
-    return ["?", "?", "?", "?"]
-  seconds = int(summary["wall_seconds"])
-  if "steps" not in summary:  # a fit, not a training run
-    return ["-", "-", f"{seconds // 60}m{seconds % 60:02d}s", "-"]
-  selected = summary["selected_step"]
-  return [
-    str(summary["steps"]),
-    str(summary["images_seen"]),
-    f"{seconds // 60}m{seconds % 60:02d}s",
-    f"{'?' if selected is None else selected} ({summary['selection_split']})",
-  ]
-
-
-def format_runs(results: dict, summaries: dict) -> str:
-  """One row per run and split: what the run did (on its first row) and its
-  correlations; the selected checkpoint is the one scored."""
-  header = ["run", "steps", "images", "time", "selected step", "split", "SRCC", "PLCC", "KRCC"]
-  widths = [8, 5, 6, 6, 16, 10, 7, 7, 7]
-  right = {"steps", "images", "time", "SRCC", "PLCC", "KRCC"}
-
-  def row(cells):
-    return "  ".join(
-      c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, header)
-    ).rstrip()
-
-  lines = [row(header)]
-  for run, splits in results.items():
-    described = [run, *_describe_run(summaries.get(run, {}))]
-    for split, m in splits.items():
-      lines.append(row([*described, split, *(f"{m[k]:.4f}" for k in ("srcc", "plcc", "krcc"))]))
-      described = [""] * len(described)
-  return "\n".join(lines)
 
 
 METRICS = ("srcc", "plcc", "krcc")

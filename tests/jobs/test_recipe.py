@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mobileiqa_jax.train import defaults, recipe
+from mobileiqa_jax.jobs import recipe, tables
+from mobileiqa_jax.train import defaults
 
 
 def _metrics(srcc):
@@ -23,7 +24,7 @@ def test_run_table_says_what_each_run_did():
       "selection_split": "validation",
     }
   }
-  lines = recipe.format_runs(results, summaries).splitlines()
+  lines = tables.format_runs(results, summaries).splitlines()
   assert lines[0].split() == [
     "run", "steps", "images", "time", "selected", "step", "split", "SRCC", "PLCC", "KRCC"
   ]  # fmt: skip
@@ -32,6 +33,13 @@ def test_run_table_says_what_each_run_did():
     "0.8000", "0.8100", "0.7000",
   ]  # fmt: skip
   assert lines[2].split() == ["test", "0.7000", "0.7100", "0.6000"]
+  # Without summaries (the evaluation job's table), the runs' columns only.
+  lines = tables.format_runs(results).splitlines()
+  assert [line.split() for line in lines] == [
+    ["run", "split", "SRCC", "PLCC", "KRCC"],
+    ["teacher", "validation", "0.8000", "0.8100", "0.7000"],
+    ["test", "0.7000", "0.7100", "0.6000"],
+  ]
 
 
 def test_seed_summary_is_mean_sd_and_gain_per_seed():
@@ -86,5 +94,5 @@ def test_hand_features_row_fits_on_train_and_scores_each_split(tmp_path):
   assert list(results) == ["validation", "test"]
   for split in results.values():
     assert split["srcc"] > 0.2, split  # the statistics say something about damage
-  table = recipe.format_runs({"features": results}, {"features": {"wall_seconds": 3.2}})
+  table = tables.format_runs({"features": results}, {"features": {"wall_seconds": 3.2}})
   assert table.splitlines()[1].split()[:6] == ["features", "-", "-", "0m03s", "-", "validation"]
