@@ -167,66 +167,75 @@ def _environment() -> dict:
   }
 
 
+def _batch_size(row) -> str:
+  return f"{row['batch']}x{row['height']}x{row['width']}"
+
+
+def _network_line(row) -> str:
+  return (
+    f"{row['backend']:<12}{row['model']:<14}{_batch_size(row):>14}{row['compile_s']:>11.1f}"
+    f"{row['latency_s']:>11.3f}{row['images_per_s']:>8.2f}{row['gflop']:>9.1f}"
+    f"{row['gflops_per_s']:>9.1f}{row.get('gemm_fraction', float('nan')):>9.2f}"
+    f"{row['peak_rss_bytes'] / 1e9:>9.2f}{row['base_rss_bytes'] / 1e9:>9.2f}"
+  )
+
+
+def _folder_line(row) -> str:
+  return (
+    f"{row['backend']:<14}{row['model']:<14}{_batch_size(row):>14}{row['photos']:>26}"
+    f"{row['images_per_s']:>8.2f}{row['network_images_per_s']:>15.2f}"
+    f"{row['folder_fraction']:>12.2f}{row['peak_rss_bytes'] / 1e9:>9.2f}"
+  )
+
+
+def _training_line(row) -> str:
+  return (
+    f"{row['name']:<26}{_batch_size(row):>14}{row['compile_s']:>11.1f}{row['step_s']:>11.3f}"
+    f"{row['images_per_s']:>8.2f}{row['peak_rss_bytes'] / 1e9:>9.2f}"
+    f"{row['base_rss_bytes'] / 1e9:>9.2f}"
+  )
+
+
+def _input_line(row) -> str:
+  size = f"{row['height']}x{row['width']}"
+  return f"{row['kind']:<26}{size:>14}{row['images_per_s']:>11.2f}  {row['what']}"
+
+
+def _section(rows, header: str, line) -> list[str]:
+  """A part of the table: its header, then a line per row (or the row's error)."""
+  if not rows:
+    return []
+  return [header] + [f"{r['label']}: {r['error']}" if "error" in r else line(r) for r in rows]
+
+
 def format_table(report: dict) -> str:
   """The report as a fixed-width text table."""
   gemm = report["gemm"]
-  lines = [
-    f"GEMM {gemm.get('size')}^3 float32: {gemm.get('gflops_per_s', float('nan')):.1f} GFLOP/s"
-  ]
   folders = [row for row in report["inference"] if "folder_fraction" in row]
-  if len(report["inference"]) > len(folders):
-    lines.append(
-      f"{'backend':<12}{'model':<14}{'input':>14}{'compile s':>11}{'latency s':>11}"
-      f"{'img/s':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'of GEMM':>9}{'peak GB':>9}{'base GB':>9}"
-    )
-  for row in report["inference"]:
-    if "error" in row:
-      lines.append(f"{row['label']}: {row['error']}")
-      continue
-    if row in folders:
-      continue
-    size = f"{row['batch']}x{row['height']}x{row['width']}"
-    lines.append(
-      f"{row['backend']:<12}{row['model']:<14}{size:>14}{row['compile_s']:>11.1f}"
-      f"{row['latency_s']:>11.3f}{row['images_per_s']:>8.2f}{row['gflop']:>9.1f}"
-      f"{row['gflops_per_s']:>9.1f}{row.get('gemm_fraction', float('nan')):>9.2f}"
-      f"{row['peak_rss_bytes'] / 1e9:>9.2f}{row['base_rss_bytes'] / 1e9:>9.2f}"
-    )
-  if folders:
-    lines.append(
-      f"{'folder':<14}{'model':<14}{'input':>14}{'photos':>26}{'img/s':>8}"
-      f"{'network img/s':>15}{'of network':>12}{'peak GB':>9}"
-    )
-  for row in folders:
-    size = f"{row['batch']}x{row['height']}x{row['width']}"
-    lines.append(
-      f"{row['backend']:<14}{row['model']:<14}{size:>14}{row['photos']:>26}"
-      f"{row['images_per_s']:>8.2f}{row['network_images_per_s']:>15.2f}"
-      f"{row['folder_fraction']:>12.2f}{row['peak_rss_bytes'] / 1e9:>9.2f}"
-    )
-  if report["training"]:
-    lines.append(
-      f"{'training':<26}{'input':>14}{'compile s':>11}{'step s':>11}{'img/s':>8}"
-      f"{'peak GB':>9}{'base GB':>9}"
-    )
-  for row in report["training"]:
-    if "error" in row:
-      lines.append(f"{row['label']}: {row['error']}")
-      continue
-    size = f"{row['batch']}x{row['height']}x{row['width']}"
-    lines.append(
-      f"{row['name']:<26}{size:>14}{row['compile_s']:>11.1f}{row['step_s']:>11.3f}"
-      f"{row['images_per_s']:>8.2f}{row['peak_rss_bytes'] / 1e9:>9.2f}"
-      f"{row['base_rss_bytes'] / 1e9:>9.2f}"
-    )
-  if report.get("input"):
-    lines.append(f"{'input':<26}{'size':>14}{'img/s':>11}  what")
-  for row in report.get("input", []):
-    if "error" in row:
-      lines.append(f"{row['label']}: {row['error']}")
-      continue
-    size = f"{row['height']}x{row['width']}"
-    lines.append(f"{row['kind']:<26}{size:>14}{row['images_per_s']:>11.2f}  {row['what']}")
+  networks = [row for row in report["inference"] if row not in folders]
+  rate = gemm.get("gflops_per_s", float("nan"))
+  lines = [f"GEMM {gemm.get('size')}^3 float32: {rate:.1f} GFLOP/s"]
+  lines += _section(
+    networks,
+    f"{'backend':<12}{'model':<14}{'input':>14}{'compile s':>11}{'latency s':>11}"
+    f"{'img/s':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'of GEMM':>9}{'peak GB':>9}{'base GB':>9}",
+    _network_line,
+  )
+  lines += _section(
+    folders,
+    f"{'folder':<14}{'model':<14}{'input':>14}{'photos':>26}{'img/s':>8}"
+    f"{'network img/s':>15}{'of network':>12}{'peak GB':>9}",
+    _folder_line,
+  )
+  lines += _section(
+    report["training"],
+    f"{'training':<26}{'input':>14}{'compile s':>11}{'step s':>11}{'img/s':>8}"
+    f"{'peak GB':>9}{'base GB':>9}",
+    _training_line,
+  )
+  lines += _section(
+    report.get("input", []), f"{'input':<26}{'size':>14}{'img/s':>11}  what", _input_line
+  )
   return "\n".join(lines)
 
 
