@@ -1,73 +1,25 @@
-"""The MobileIQA networks: `create(name, **overrides)` builds a preset."""
+"""The MobileIQA networks: `create(name, **overrides)` builds a preset.
 
-import jax
-import numpy as np
+`mobileiqa.MobileIQA` is the network; `mobilenet_v3` and `mobilevit_v2` its
+backbones, `heads` the MAL heads, `layers` the PyTorch-exact building blocks.
+"""
 
 from mobileiqa_jax.models.mobileiqa import MobileIQA
+from mobileiqa_jax.models.presets import (
+  PRESETS,
+  abstract_variables,
+  count_params,
+  create,
+  random_like,
+  random_variables,
+)
 
-# The two networks of the paper, and tiny variants (same code, small widths)
-# that tests and laptop runs use. The tiny heads pool every level to an 8x8
-# grid: on a CPU the MAL heads' attention is FLOP-bound and grows with the
-# grid's fourth power, and at 12x12 it cost more than the whole backbone.
-PRESETS = {
-  "student": dict(backbone="mobilenet_v3", backbone_width=1.0, head_pool=2, sigmoid=True),
-  "teacher": dict(backbone="mobilevit_v2", backbone_width=2.0, head_pool=4, sigmoid=False),
-}
-_TINY_HEADS = dict(grid=8, dim=32, adapter_hidden=32, head_channels=16, head_hidden=16, head_pool=2)
-PRESETS["student_tiny"] = dict(PRESETS["student"], backbone_width=0.35, **_TINY_HEADS)
-PRESETS["teacher_tiny"] = dict(PRESETS["teacher"], backbone_width=0.5, **_TINY_HEADS)
-
-
-def create(name: str, **overrides) -> MobileIQA:
-  """A MobileIQA module from a preset name, with any field overridden.
-
-  Raises:
-    ValueError: for an unknown preset or field.
-  """
-  if name not in PRESETS:
-    raise ValueError(f"unknown model '{name}'; choose one of {sorted(PRESETS)}")
-  unknown = set(overrides) - set(MobileIQA.__dataclass_fields__) - {"parent", "name"}
-  if unknown:
-    raise ValueError(f"unknown model field(s) {sorted(unknown)} for '{name}'")
-  return MobileIQA(**{**PRESETS[name], **overrides})
-
-
-def random_like(abstract_variables, *, seed: int = 0):
-  """Fan-in scaled random values for an (abstract) variable tree, as NumPy.
-
-  For timing and tests, where compiling `model.init` (tens of seconds on a
-  CPU) buys nothing: values stay in the range trained weights give, and
-  SelfAttention's gamma is non-zero so that path counts.
-  """
-  rng = np.random.default_rng(seed)
-
-  def fill(path, leaf):
-    name = path[-1].key
-    if name == "kernel":
-      fan_in = int(np.prod(leaf.shape[:-1]))
-      return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
-    if name == "gamma":
-      return rng.uniform(0.2, 0.8, leaf.shape).astype(np.float32)
-    if name in ("scale", "var"):
-      return rng.uniform(0.8, 1.2, leaf.shape).astype(np.float32)
-    return (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
-
-  return jax.tree_util.tree_map_with_path(fill, abstract_variables)
-
-
-def abstract_variables(model, height: int = 64, width: int = 64):
-  """A MobileIQA model's variable tree as ShapeDtypeStructs (nothing is
-  computed). The shapes do not depend on the input size; height and width
-  only shape the trace."""
-  images = jax.ShapeDtypeStruct((1, height, width, 3), np.float32)
-  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images)
-
-
-def random_variables(model, height: int = 64, width: int = 64, *, seed: int = 0):
-  """`random_like` on a MobileIQA model's `abstract_variables`."""
-  return random_like(abstract_variables(model, height, width), seed=seed)
-
-
-def count_params(tree) -> int:
-  """The number of values in a (parameter) tree."""
-  return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
+__all__ = [
+  "PRESETS",
+  "MobileIQA",
+  "abstract_variables",
+  "count_params",
+  "create",
+  "random_like",
+  "random_variables",
+]
