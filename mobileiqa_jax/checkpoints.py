@@ -23,8 +23,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mobileiqa_jax import models
-from mobileiqa_jax.convert import torch_pickle
+from mobileiqa_jax import convert, models
 
 LATEST = "checkpoints/latest"
 BEST = "checkpoints/best"
@@ -113,10 +112,7 @@ def load_model(path, which: str = "best"):
     ValueError: a PyTorch file that is not a MobileIQA state dict, damaged,
       or unsafe (the message says which).
   """
-  if str(path).endswith(torch_pickle.SUFFIXES):  # the original code's torch.save files
-    # Imported here: the converter is needed for these files only.
-    from mobileiqa_jax import convert  # pylint: disable=g-import-not-at-top
-
+  if str(path).endswith(convert.torch_pickle.SUFFIXES):  # the original code's torch.save files
     module, variables, name = convert.load_torch_model(path)
     return module, variables, dict(model=name, source=str(path))
   path = absolute(path)
