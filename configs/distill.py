@@ -20,12 +20,12 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
   UHD-IQA at 47.8 GMACs per image.
 """
 
-from mobileiqa_jax.train import defaults
+from configs import default
 
 
 def get_config(arg=None):
-  dataset, flags = defaults.parse_arg(arg)
-  config = defaults.base_config(dataset, "runlocal" in flags)
+  config = default.get_config(arg)
+  _, flags = default.parse_arg(arg)
   config.model.name = "student_tiny" if "runlocal" in flags else "student"
   config.distill.enabled = True
   return config

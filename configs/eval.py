@@ -9,11 +9,10 @@ eval.json into the workdir. Config arg: a dataset, optionally ',runlocal'
 (which must match how the checkpoint was trained: the image size).
 """
 
-from mobileiqa_jax.train import defaults
+from configs import default
 
 
 def get_config(arg=None):
-  dataset, flags = defaults.parse_arg(arg)
-  config = defaults.base_config(dataset, "runlocal" in flags)
+  config = default.get_config(arg)
   config.mode = "eval"
   return config

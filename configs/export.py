@@ -11,11 +11,10 @@ by more than 1e-4, a quantised model with SRCC below config.export.min_srcc.
 Minutes on a CPU at full size. Same as `python -m mobileiqa_jax.export`.
 """
 
-from mobileiqa_jax.train import defaults
+from configs import default
 
 
 def get_config(arg=None):
-  dataset, flags = defaults.parse_arg(arg)
-  config = defaults.base_config(dataset, "runlocal" in flags)
+  config = default.get_config(arg)
   config.mode = "export"
   return config

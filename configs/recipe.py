@@ -17,11 +17,10 @@ and each run's summary (steps, images, time, selected step, loss terms). Every
 run chooses its best checkpoint on validation; test is only reported.
 """
 
-from mobileiqa_jax.train import defaults
+from configs import default
 
 
 def get_config(arg=None):
-  dataset, flags = defaults.parse_arg(arg)
-  config = defaults.base_config(dataset, "runlocal" in flags)
+  config = default.get_config(arg)
   config.mode = "recipe"
   return config

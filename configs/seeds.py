@@ -15,12 +15,11 @@ Config arg: as configs/recipe.py (a dataset, optionally ',runlocal').
 With runlocal, about three times the README's main job on a 2-core CPU.
 """
 
-from mobileiqa_jax.train import defaults
+from configs import default
 
 
 def get_config(arg=None):
-  dataset, flags = defaults.parse_arg(arg)
-  config = defaults.base_config(dataset, "runlocal" in flags)
+  config = default.get_config(arg)
   config.mode = "seeds"
   config.recipe.export = False
   return config

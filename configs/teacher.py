@@ -16,11 +16,11 @@ default synthetic), optionally ',runlocal'.
   2-core CPU; test SRCC 0.38 ± 0.03 over 3 seeds on the synthetic set (README).
 """
 
-from mobileiqa_jax.train import defaults
+from configs import default
 
 
 def get_config(arg=None):
-  dataset, flags = defaults.parse_arg(arg)
-  config = defaults.base_config(dataset, "runlocal" in flags)
+  config = default.get_config(arg)
+  _, flags = default.parse_arg(arg)
   config.model.name = "teacher_tiny" if "runlocal" in flags else "teacher"
   return config

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mobileiqa_jax import convert, models
+from mobileiqa_jax import convert, errors, models
 
 LATEST = "checkpoints/latest"
 BEST = "checkpoints/best"
@@ -122,13 +122,13 @@ def load_model(path, which: str = "best"):
   else:
     found = _from_workdir(path, which) if path.exists() else None
     if found is None:
-      raise FileNotFoundError(
+      raise errors.MissingInput(
         f"{path}: neither a model checkpoint (from `python -m mobileiqa_jax.convert`) "
         f"nor a training workdir with checkpoints under {BEST} or {LATEST}"
       )
     variables, metadata = found
   if "model" not in metadata:
-    raise ValueError(f"{path}: checkpoint metadata does not name its model")
+    raise errors.InvalidInput(f"{path}: checkpoint metadata does not name its model")
   module = models.create(metadata["model"], **metadata.get("overrides", {}))
   return module, variables, metadata
 

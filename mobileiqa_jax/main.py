@@ -16,7 +16,7 @@ from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
-from mobileiqa_jax import errors
+from mobileiqa_jax import config_files, errors
 from mobileiqa_jax.jobs import evaluation, recipe
 from mobileiqa_jax.train import loop
 
@@ -103,10 +103,19 @@ def main(argv):
     sys.exit(1)
 
 
+def run_app(main_function):
+  """absl's `app.run(main_function)`, once --config's file can import
+  configs.default whichever folder the command runs from."""
+  config_file = config_files.config_flag_path(sys.argv[1:])
+  if config_file:
+    config_files.make_importable(config_file)
+  app.run(main_function)
+
+
 def cli():
   """`python -m mobileiqa_jax.main`, and the `mobileiqa` console script."""
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  run_app(main)
 
 
 if __name__ == "__main__":

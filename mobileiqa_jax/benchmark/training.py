@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mobileiqa_jax import models
+from mobileiqa_jax import config_files, models
 from mobileiqa_jax.benchmark import probes
-from mobileiqa_jax.train import defaults, optim, sharding, steps
+from mobileiqa_jax.train import optim, sharding, steps
 
 # kind -> (trained network, frozen teacher or None)
 KINDS = {
@@ -67,7 +67,8 @@ def measure(
     "label": data_rng.uniform(size=batch).astype(np.float32),
     "valid": np.ones(batch, bool),
   }
-  config = defaults.base_config("synthetic", runlocal=False)
+  # The paper's optimiser and loss weights, from the checkout's configs/.
+  config = config_files.load("configs/default.py")
   tx, schedule = optim.create(config.optimizer, steps_per_epoch=100, total_steps=1000)
   mesh = sharding.make_mesh(1, jax.devices()[:1])
   # Built on the device by jitted initialisers, as the training loop builds

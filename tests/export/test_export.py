@@ -6,13 +6,13 @@ import jax
 import numpy as np
 import pytest
 
+from configs import default
 from mobileiqa_jax import checkpoints, export, models, sizes
 from mobileiqa_jax.benchmark import __main__ as benchmark
 from mobileiqa_jax.benchmark import litert
 from mobileiqa_jax.export import __main__ as export_main
 from mobileiqa_jax.export import verify
 from mobileiqa_jax.jobs import export as export_job
-from mobileiqa_jax.train import defaults
 from tests.conftest import random_variables
 
 HEIGHT, WIDTH = 96, 128
@@ -229,7 +229,7 @@ def test_export_job_checks_on_a_dataset_split(micro, tmp_path):
   # on the dataset's own test images, not on synthetic samples.
   _, variables = micro
   checkpoints.save_model(tmp_path / "ckpt", variables, "student_tiny", MICRO)
-  config = defaults.base_config("synthetic", runlocal=True)
+  config = default.get_config("runlocal")
   config.data.height, config.data.width = HEIGHT, WIDTH
   config.export.update(
     checkpoint=str(tmp_path / "ckpt"),

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from configs import default
 from mobileiqa_jax.jobs import recipe, tables
-from mobileiqa_jax.train import defaults
 
 
 def _metrics(srcc):
@@ -72,7 +72,7 @@ def test_over_seeds_runs_the_recipe_once_per_seed(monkeypatch, tmp_path, capsys)
     return {"student": {"test": _metrics(0.5)}, "baseline": {"test": _metrics(0.4)}}
 
   monkeypatch.setattr(recipe, "teacher_then_student", fake_recipe)
-  config = defaults.base_config("synthetic", runlocal=True)
+  config = default.get_config("runlocal")
   config.seed, config.recipe.num_seeds = 7, 2
   summary = recipe.over_seeds(config, str(tmp_path))
   assert seen == [
@@ -85,7 +85,7 @@ def test_over_seeds_runs_the_recipe_once_per_seed(monkeypatch, tmp_path, capsys)
 
 
 def test_hand_features_row_fits_on_train_and_scores_each_split(tmp_path):
-  config = defaults.base_config("synthetic", runlocal=True)
+  config = default.get_config("runlocal")
   config.data.height = config.data.width = 64
   config.data.synthetic.update(
     height=64, width=64, num_train=96, num_validation=48, num_test=48, cache_dir=str(tmp_path)

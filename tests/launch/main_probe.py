@@ -9,7 +9,6 @@ found on a `PROBE {...}` line and exits without training.
 import json
 import os
 
-from absl import app
 import jax
 from jax.experimental import multihost_utils
 
@@ -35,4 +34,4 @@ def probe(argv):
 
 
 if __name__ == "__main__":
-  app.run(probe)
+  mobileiqa_main.run_app(probe)

@@ -11,8 +11,9 @@ from flax import traverse_util
 import jax
 import numpy as np
 
+from configs import default
 from mobileiqa_jax import models
-from mobileiqa_jax.train import defaults, optim, sharding, steps
+from mobileiqa_jax.train import optim, sharding, steps
 from tests.conftest import random_variables
 
 LAYOUTS = {  # name -> (devices, model axis, min elements to split a kernel)
@@ -24,7 +25,7 @@ LAYOUTS = {  # name -> (devices, model axis, min elements to split a kernel)
 
 def main(out):
   assert jax.device_count() == 8, "run with --xla_force_host_platform_device_count=8"
-  config = defaults.base_config("synthetic", runlocal=True)
+  config = default.get_config("runlocal")
   student, teacher = models.create("student_tiny"), models.create("teacher_tiny")
   rng = np.random.default_rng(0)
   batch = {

@@ -4,20 +4,25 @@ import logging
 
 import pytest
 
+from configs import default
+from mobileiqa_jax import config_files
 from mobileiqa_jax.data import datasets
-from mobileiqa_jax.train import defaults, loop
+from mobileiqa_jax.train import loop
 
 
 def _config():
-  config = defaults.base_config("synthetic", runlocal=True)
+  config = default.get_config("runlocal")
   config.data.synthetic.height = config.data.synthetic.width = 32
   return config
 
 
 def test_every_config_selects_on_validation():
-  for dataset in datasets.DATASETS:
-    for runlocal in (False, True):
-      assert defaults.base_config(dataset, runlocal).eval_split == "validation"
+  files = sorted(config_files.REPO_CONFIGS.glob("[!_]*.py"))
+  assert {f.stem for f in files} >= {"default", "teacher", "distill", "eval", "export", "recipe"}
+  for file in files:
+    for dataset in datasets.DATASETS:
+      for arg in (dataset, f"{dataset},runlocal"):
+        assert config_files.load(f"{file}:{arg}").eval_split == "validation", (file, arg)
   assert loop.check_selection_split(_config()) == "validation"
 
 

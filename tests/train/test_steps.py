@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mobileiqa_jax.train import defaults, losses, optim
+from configs import default
+from mobileiqa_jax.train import losses, optim
 from tests.conftest import REPO
 
 
@@ -122,7 +123,7 @@ def test_feature_norm_divides_feature_terms_by_the_teachers_energy(kind):
 
 
 def test_adam_l2_is_pytorch_adam_with_coupled_decay_and_epoch_cosine():
-  cfg = defaults.base_config("synthetic", runlocal=False).optimizer
+  cfg = default.get_config().optimizer
   cfg.learning_rate, cfg.weight_decay = 0.1, 0.01
   tx, schedule = optim.create(cfg, steps_per_epoch=3, total_steps=30)
   # Learning rate: constant within an epoch, CosineAnnealingLR(T_max=50) across epochs.
@@ -139,7 +140,7 @@ def test_adam_l2_is_pytorch_adam_with_coupled_decay_and_epoch_cosine():
 
 
 def test_adamw_warms_up_then_decays():
-  cfg = defaults.base_config("synthetic", runlocal=True).optimizer
+  cfg = default.get_config("runlocal").optimizer
   _, schedule = optim.create(cfg, steps_per_epoch=10, total_steps=100)
   assert float(schedule(0)) == 0.0
   np.testing.assert_allclose(schedule(cfg.warmup_steps), cfg.learning_rate, rtol=1e-6)

@@ -1,0 +1,82 @@
+"""Config files load from any folder, as --config and the console script load them."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mobileiqa_jax import config_files
+from tests.conftest import REPO
+
+
+def _without_repo_on_path():
+  """An environment where only the installed package is importable, not the
+  checkout's top level (so `configs` is not found by accident)."""
+  env = dict(os.environ)
+  env.pop("PYTHONPATH", None)
+  return env
+
+
+def test_a_config_loads_from_another_folder(tmp_path):
+  code = (
+    "import sys; from mobileiqa_jax import config_files; "
+    "assert 'configs' not in sys.modules; "
+    f"c = config_files.load({str(REPO / 'configs/distill.py')!r} + ':runlocal'); "
+    "print(c.model.name, c.distill.enabled, c.data.height)"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=tmp_path,
+    env=_without_repo_on_path(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ["student_tiny", "True", "128"]
+
+
+def test_the_console_entry_finds_configs_from_another_folder(tmp_path):
+  # What `mobileiqa --config=...` does before absl parses the flag: the
+  # eval job then fails on the empty workdir, after the config has loaded.
+  code = (
+    "import sys; from mobileiqa_jax import main; "
+    f"sys.argv = ['mobileiqa', '--config={REPO / 'configs/eval.py'}:runlocal', "
+    "'--workdir=empty', '--config.eval.checkpoint=missing']; main.cli()"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=tmp_path,
+    env=_without_repo_on_path(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert "No module named 'configs'" not in result.stderr, result.stderr[-3000:]
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "error:" in result.stderr and "missing" in result.stderr, result.stderr[-3000:]
+
+
+def test_relative_paths_fall_back_to_the_checkout(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  assert config_files.load("configs/teacher.py").model.name == "teacher"
+  assert config_files.load("configs/teacher.py:runlocal").model.name == "teacher_tiny"
+
+
+def test_a_missing_config_file_is_named(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(FileNotFoundError, match="configs/nope.py"):
+    config_files.load("configs/nope.py:runlocal")
+
+
+@pytest.mark.parametrize(
+  "argv, expected",
+  [
+    (["--config=configs/a.py:runlocal", "--workdir=w"], "configs/a.py"),
+    (["--workdir", "w", "--config", "/x/configs/b.py"], "/x/configs/b.py"),
+    (["--config.seed=3", "--workdir=w"], None),
+  ],
+)
+def test_the_config_flag_is_found_in_argv(argv, expected):
+  assert config_files.config_flag_path(argv) == expected
