@@ -11,16 +11,23 @@ import argparse
 import pathlib
 import sys
 
+from etils import epath
 import tensorflow_datasets as tfds
 
 from mobileiqa_jax.data import datasets
 from mobileiqa_jax.data.builders import common
 
 
+def data_dir_path(data_dir: str) -> str:
+  """`data_dir` with `~` expanded and any URL scheme kept: a pod reads its sets
+  from gs://BUCKET/tfds, which pathlib would turn into gs:/BUCKET/tfds."""
+  return str(epath.Path(data_dir).expanduser())
+
+
 def load_builder(name: str, data_dir: str) -> common.IqaBuilder:
   """The builder of an already built set, or an error saying how to build it."""
   cls = datasets.builder_class(name)
-  builder = cls(data_dir=str(pathlib.Path(data_dir).expanduser()))
+  builder = cls(data_dir=data_dir_path(data_dir))
   if not builder.is_prepared():
     raise common.MissingDataError(
       f"dataset {name!r} is not built: expected it under {builder.data_dir}. Build it with\n"
@@ -53,7 +60,7 @@ def build(
   # was expected and how to get it.
   common.require(manual, f"the manually downloaded {name} files", cls.MANUAL_DOWNLOAD_INSTRUCTIONS)
   builder = cls(
-    data_dir=str(pathlib.Path(data_dir).expanduser()),
+    data_dir=data_dir_path(data_dir),
     skip_bad_images=skip_bad_images,
     file_format="array_record",
   )

@@ -9,9 +9,10 @@ checks them when an iterator state is restored.
 from collections.abc import Sequence
 import csv
 import hashlib
+import io
 import logging
-import pathlib
 
+from etils import epath
 import numpy as np
 
 from mobileiqa_jax import errors
@@ -88,6 +89,11 @@ class PaddedSource:
     return f"PaddedSource({self._source!r}, length={self._length})"
 
 
+def _image_path(root: epath.Path, written: str) -> epath.Path:
+  """A CSV row's image: a URL or absolute path as written, else under `root`."""
+  return epath.Path(written) if "://" in written else root / written
+
+
 _CSV_SPLITS = {
   "train": splits.TRAIN,
   "training": splits.TRAIN,
@@ -134,20 +140,24 @@ class CsvSource:
     validation_fraction: float = 0.1,
     skip_bad_images: bool = False,
   ):
-    path = pathlib.Path(csv_path).expanduser()
+    # epath, not pathlib: the CSV and its images may be on gs:// (a pod's
+    # shared bucket), whose scheme pathlib would collapse.
+    path = epath.Path(csv_path).expanduser()
     if not csv_path or not path.is_file():
       raise errors.MissingInput(
         f"expected the dataset CSV at {str(path)!r} (data.csv), which does not exist. "
         "Write a CSV with a header `path,mos[,split]`, one image per row, and set "
         "data.csv to it (data.image_root to the image folder if paths are relative)."
       )
-    root = pathlib.Path(image_root).expanduser() if image_root else path.parent
-    with open(path, newline="", encoding="utf-8-sig") as file:
-      reader = csv.DictReader(file)
-      columns = reader.fieldnames or []
-      if "path" not in columns or "mos" not in columns:
-        raise errors.InvalidInput(f"{path}: needs columns 'path' and 'mos', found {columns}")
-      rows = list(enumerate(reader, start=2))
+    root = epath.Path(image_root).expanduser() if image_root else path.parent
+    # Bytes first: epath opens text as plain UTF-8, and a CSV saved by a
+    # spreadsheet often starts with a byte-order mark.
+    text = path.read_bytes().decode("utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = reader.fieldnames or []
+    if "path" not in columns or "mos" not in columns:
+      raise errors.InvalidInput(f"{path}: needs columns 'path' and 'mos', found {columns}")
+    rows = list(enumerate(reader, start=2))
     if not rows:
       raise errors.InvalidInput(f"{path}: no rows")
     wheres = [f"{path} line {line} ({row['path']})" for line, row in rows]
@@ -197,7 +207,7 @@ class CsvSource:
     self.skipped: list[str] = []
     for i in chosen:
       _, row = rows[i]
-      image_path = root / row["path"]
+      image_path = _image_path(root, row["path"])
       if not image_path.is_file():
         if not skip_bad_images:
           raise errors.MissingInput(f"{wheres[i]}: image {str(image_path)!r} does not exist")
@@ -224,10 +234,8 @@ class CsvSource:
 
   def __getitem__(self, index: int) -> dict:
     path = self._paths[index]
-    with open(path, "rb") as file:
-      data = file.read()
     return {
-      "image": data,
+      "image": epath.Path(path).read_bytes(),
       "label": np.float32(self._labels[index]),
       "mos": np.float32(self._mos[index]),
       "name": path,
