@@ -18,6 +18,34 @@ def main_command(python: str, config: str, workdir: str, *extra: str) -> list[st
   return [python, "-m", "mobileiqa_jax.main", f"--config={config}", f"--workdir={workdir}", *extra]
 
 
+# Where --stage-data copies a built set on each host (stage_data.py).
+STAGE_DIR = "~/mobileiqa-data"
+
+
+def add_staging_options(parser) -> None:
+  """--stage-data and --stage-dir, the same in every launcher."""
+  parser.add_argument(
+    "--stage-data",
+    metavar="SOURCE",
+    help="a built data_dir (gs://BUCKET/tfds or a shared folder) to copy to each host's disk "
+    "before training (launch/stage_data.py); training then reads the copy",
+  )
+  parser.add_argument(
+    "--stage-dir", default=STAGE_DIR, help=f"the copy's folder on each host (default {STAGE_DIR})"
+  )
+
+
+def staging(args, python: str) -> tuple[list[str], list[str]]:
+  """(the staging command each host runs from the checkout, the main flag
+  that points training at the copy); both empty without --stage-data."""
+  if not args.stage_data:
+    return [], []
+  return (
+    [python, "launch/stage_data.py", args.stage_data, args.stage_dir],
+    [f"--config.data.data_dir={args.stage_dir}"],
+  )
+
+
 def shell_line(command) -> str:
   return command if isinstance(command, str) else shlex.join(command)
 

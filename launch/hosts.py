@@ -3,7 +3,8 @@
   python launch/hosts.py --hosts=gpu1,gpu2 --config=configs/teacher.py:uhd_iqa \
       --workdir=/shared/runs/teacher [--port=8476] [--coordinator=10.0.0.1:8476] \
       [--remote-dir=~/mobileiqa-jax] [--python=~/mobileiqa-venv/bin/python] \
-      [--env=NCCL_DEBUG=INFO] [--dry-run] [-- --config.batch_size=64]
+      [--env=NCCL_DEBUG=INFO] [--stage-data=/shared/tfds [--stage-dir=/scratch/tfds]] \
+      [--dry-run] [-- --config.batch_size=64]
 
 Process i runs on host i with --coordinator_address=HOST0:PORT
 --num_processes=N --process_id=i, the arguments main hands to
@@ -11,7 +12,9 @@ jax.distributed.initialize; each drives all GPUs of its host. Every host
 needs the checkout at --remote-dir (e.g. installed with
 `launch/setup_worker.sh cuda12`), passwordless ssh from here, and the workdir
 on a file system they share. Output streams here with a [host] prefix; if one
-process fails, the ssh sessions of the others are closed.
+process fails, the ssh sessions of the others are closed. With --stage-data,
+each host first copies the built set to its own disk (launch/stage_data.py)
+and trains from the copy.
 
 Without ssh, run the same command on each host yourself:
   python -m mobileiqa_jax.main --config=... --workdir=... \
@@ -26,6 +29,7 @@ import commands
 
 
 def remote_command(args, process_id: int) -> str:
+  stage, data_dir = commands.staging(args, args.python)
   main = commands.main_command(
     args.python,
     args.config,
@@ -33,11 +37,13 @@ def remote_command(args, process_id: int) -> str:
     f"--coordinator_address={args.coordinator}",
     f"--num_processes={len(args.hosts)}",
     f"--process_id={process_id}",
+    *data_dir,
     *args.overrides,
   )
   env = "".join(f"{shlex.quote(e)} " for e in args.env)
   # The directory and interpreter stay unquoted so the remote shell expands ~.
-  return f"cd {args.remote_dir} && exec env {env}{args.python} {shlex.join(main[1:])}"
+  staged = f"{args.python} {shlex.join(stage[1:])} && " if stage else ""
+  return f"cd {args.remote_dir} && {staged}exec env {env}{args.python} {shlex.join(main[1:])}"
 
 
 def ssh_commands(args) -> list[list[str]]:
@@ -72,6 +78,7 @@ def parse_args(argv):
     metavar="KEY=VALUE",
     help="an environment variable for every process (repeatable)",
   )
+  commands.add_staging_options(parser)
   parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
   parser.add_argument(
     "overrides",

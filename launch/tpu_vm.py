@@ -4,7 +4,7 @@
   python launch/tpu_vm.py up --name=iqa --zone=us-central2-b --accelerator=v4-32 \
       --config=configs/teacher.py:uhd_iqa --workdir=gs://BUCKET/runs/teacher \
       [--version=tpu-ubuntu2204-base] [--project=P] [--spot] [--detach] [--delete-after] \
-      [--dry-run] [-- --config.batch_size=32]
+      [--stage-data=gs://BUCKET/tfds] [--dry-run] [-- --config.batch_size=32]
   python launch/tpu_vm.py logs   --name=iqa --zone=us-central2-b   # follow a --detach run
   python launch/tpu_vm.py delete --name=iqa --zone=us-central2-b
 
@@ -15,11 +15,15 @@ and runs none):
      --git URL [--git-ref REF] clone it there, then `launch/setup_worker.sh tpu` on every
      worker: a Python 3.11 venv with the package, TensorFlow (TensorBoard and
      gs:// files) and jax[tpu] (--skip-install skips step 2 on a reused VM);
-  3. the same `python -m mobileiqa_jax.main --distributed` on all workers at
+  3. with --stage-data gs://BUCKET/tfds, `launch/stage_data.py` on every
+     worker: the built set copied to its disk (--stage-dir, default
+     ~/mobileiqa-data), checked, and reused when already there; training
+     then reads `--config.data.data_dir` there;
+  4. the same `python -m mobileiqa_jax.main --distributed` on all workers at
      once (`ssh --worker=all`); JAX finds the other workers from the TPU
      metadata. The output of every worker streams here; with --detach the run
      goes on under nohup and `logs` follows it;
-  4. with --delete-after, `delete` the VM when the run ends, failed or not.
+  5. with --delete-after, `delete` the VM when the run ends, failed or not.
 The workdir must be one every worker can reach: a gs:// path (orbax and the
 TensorBoard writer accept it); a local path would give each worker its own.
 """
@@ -123,8 +127,9 @@ class TpuVm:
 
 def remote_main(args) -> str:
   """The training command as each worker runs it (from the copied checkout)."""
+  _, data_dir = commands.staging(args, REMOTE_PYTHON)
   command = commands.main_command(
-    REMOTE_PYTHON, args.config, args.workdir, "--distributed", *args.overrides
+    REMOTE_PYTHON, args.config, args.workdir, "--distributed", *data_dir, *args.overrides
   )
   # The venv path keeps its ~ unquoted so the worker's shell expands it.
   return f"cd ~/{REMOTE_DIR} && {REMOTE_PYTHON} {shlex.join(command[1:])}"
@@ -171,6 +176,9 @@ def up(args, runner: commands.Runner) -> int:
   try:
     if not args.skip_install:
       install(vm, args, runner)
+    stage, _ = commands.staging(args, REMOTE_PYTHON)
+    if stage:
+      runner.run(vm.ssh_all(f"cd ~/{REMOTE_DIR} && {REMOTE_PYTHON} {shlex.join(stage[1:])}"))
     train = remote_main(args)
     if args.detach:
       status = runner.run(
@@ -211,6 +219,7 @@ def parse_args(argv):
   )
   start.add_argument("--git-ref", help="the branch or tag of --git to clone")
   start.add_argument("--skip-install", action="store_true", help="reuse what the VM has")
+  commands.add_staging_options(start)
   start.add_argument("--detach", action="store_true", help="run under nohup; see `logs`")
   start.add_argument("--delete-after", action="store_true", help="delete the VM at the end")
   start.add_argument(

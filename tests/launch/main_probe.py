@@ -26,6 +26,7 @@ def probe(argv):
     process_count=jax.process_count(),
     config_model=config.model.name,
     batch_size=config.batch_size,
+    data_dir=config.data.data_dir,
     workdir=workdir,
     cuda_visible_devices=jax.config.values.get("jax_cuda_visible_devices"),
     local_device_ids_env=os.environ.get("JAX_LOCAL_DEVICE_IDS"),

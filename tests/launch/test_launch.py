@@ -54,8 +54,11 @@ FAKE_SRUN = """
            for i in range(int(os.environ["SLURM_NTASKS"]))]
   sys.exit(max(p.wait() for p in procs))
 """
-# The interpreter the launchers name: runs the probe instead of main.
+# The interpreter the launchers name: runs the probe instead of main, and
+# the staging script for real.
 FAKE_PYTHON = f"""
+  if args[:1] == ["launch/stage_data.py"]:
+    os.execv(sys.executable, [sys.executable, *args])
   assert args[:2] == ["-m", "mobileiqa_jax.main"], args
   os.execv(sys.executable, [sys.executable, {str(PROBE)!r}, *args[2:]])
 """
@@ -212,6 +215,25 @@ def test_tpu_runs_those_commands_and_ships_the_checkout(fakes, tmp_path):
   assert not any(n.startswith((".git/", ".venv/")) or "__pycache__" in n for n in names)
 
 
+def test_tpu_dry_run_stages_the_data_on_every_worker_before_training(fakes):
+  env, calls = fakes
+  result = launch(
+    "tpu_vm.py", *TPU_UP, "--dry-run", "--stage-data=gs://bucket/tfds", "--", OVERRIDE, env=env
+  )
+  assert result.returncode == 0, result.stderr
+  commands = printed(result.stdout)
+  assert _gcloud_verbs(commands) == ["describe", "create", "scp", "ssh", "ssh", "ssh"]
+  install, stage, train = commands[3:]
+  assert "setup_worker.sh tpu" in install[-2]
+  assert "--worker=all" in stage
+  remote = shlex.split(stage[-2].removeprefix("--command="))
+  assert remote[-3:] == ["launch/stage_data.py", "gs://bucket/tfds", "~/mobileiqa-data"]
+  remote = shlex.split(train[-2].removeprefix("--command="))
+  main = remote[remote.index("mobileiqa_jax.main") + 1 :]
+  assert main[2:5] == ["--distributed", "--config.data.data_dir=~/mobileiqa-data", OVERRIDE]
+  assert calls() == []
+
+
 def test_tpu_reuses_an_existing_vm_and_deletes_it_even_after_a_failure(fakes):
   env, calls = fakes
   env = {**env, "FAKE_TPU_EXISTS": "1", "FAKE_MAIN_STATUS": "7"}
@@ -292,6 +314,26 @@ def test_slurm_tasks_join_one_runtime_with_all_gpus_each(fakes, tmp_path):
   assert all(r["config_model"] == "teacher_tiny" and r["batch_size"] == 4 for r in reports)
 
 
+def test_slurm_dry_run_stages_the_data_first(fakes):
+  env, calls = fakes
+  result = launch(
+    "slurm.sbatch",
+    "--dry-run",
+    "--stage-data=/shared/tfds",
+    "--stage-dir=/scratch/tfds",
+    CONFIG,
+    "/shared/runs/x",
+    OVERRIDE,
+    env=_slurm_env(env),
+  )
+  assert result.returncode == 0, result.stderr
+  stage, train = printed(result.stdout)
+  assert stage[:3] == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+  assert stage[4:] == ["launch/stage_data.py", "/shared/tfds", "/scratch/tfds"]
+  assert train[-3:] == ["--distributed", "--config.data.data_dir=/scratch/tfds", OVERRIDE]
+  assert calls() == []
+
+
 # Plain hosts over ssh --------------------------------------------------------------------------
 
 
@@ -341,6 +383,25 @@ def test_hosts_processes_join_one_runtime(fakes, tmp_path):
   reports = probes(result.stdout)
   assert [(r["process_index"], r["process_count"]) for r in reports] == [(0, 2), (1, 2)]
   assert "[localhost] PROBE" in result.stdout
+
+
+def test_hosts_stage_the_data_then_train_from_the_copy(fakes, tmp_path):
+  env, _ = fakes
+  shared = tmp_path / "shared" / "tfds" / "koniq10k" / "1.0.0"
+  shared.mkdir(parents=True)
+  (shared / "koniq10k-train.array_record-00000-of-00001").write_bytes(os.urandom(2048))
+  (shared / "dataset_info.json").write_text("{}")
+  local = tmp_path / "local-disk" / "tfds"
+  args = _hosts_args(tmp_path, free_port())
+  staging = [f"--stage-data={tmp_path / 'shared' / 'tfds'}", f"--stage-dir={local}"]
+  result = launch("hosts.py", *staging, *args, env=env)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  # Both "hosts" are this machine, so they staged onto one disk at once.
+  assert result.stdout.count("stage_data: staged 2 files") + result.stdout.count("reusing") == 2
+  copied = local / "koniq10k" / "1.0.0" / "koniq10k-train.array_record-00000-of-00001"
+  assert copied.read_bytes() == (shared / copied.name).read_bytes()
+  reports = probes(result.stdout)
+  assert [r["data_dir"] for r in reports] == [str(local)] * 2
 
 
 def test_hosts_one_failure_stops_the_others(fakes, tmp_path):
