@@ -37,8 +37,9 @@ run by LiteRT with XNNPACK on every core); `folder` and `folder_litert`
 score a folder of generated 12 MP JPEGs with `Scorer.score_files` and report
 that rate against the network's alone on the same photos, decoded in advance.
 Training rows come from `training.TRAINING_STEPS`; input rows time the
-training loader from 4K JPEGs (`pipeline:HxW`) and the synthetic generator
-(`generator:HxW`).
+training loader from 4K JPEGs (`pipeline:HxW`) and from a set stored at the
+training size (`pipeline_stored:HxW`), per second and per core, and the
+synthetic generator (`generator:HxW`).
 """
 
 import argparse
@@ -52,10 +53,11 @@ import sys
 from mobileiqa_jax import sizes
 from mobileiqa_jax.benchmark import inference, probes
 
-# Rows of the input side: the training loader and the synthetic generator.
-INPUT_ROWS = ("pipeline", "generator")
-DEFAULT_INPUT = ("pipeline:1231x1907", "generator:512x512")
-SMOKE_INPUT = ("pipeline:48x80", "generator:64x64")
+# Rows of the input side: the training loader (from 4K JPEGs, and from a set
+# stored at the training size) and the synthetic generator.
+INPUT_ROWS = ("pipeline", "pipeline_stored", "generator")
+DEFAULT_INPUT = ("pipeline:1231x1907", "pipeline_stored:1231x1907", "generator:512x512")
+SMOKE_INPUT = ("pipeline:48x80", "pipeline_stored:48x80", "generator:64x64")
 
 
 def _child(label: str, repeats: int, warmup: int, smoke: bool = False) -> dict:
@@ -71,7 +73,11 @@ def _child(label: str, repeats: int, warmup: int, smoke: bool = False) -> dict:
   if kind in INPUT_ROWS:
     from mobileiqa_jax.benchmark import pipeline  # pylint: disable=g-import-not-at-top
 
-    measure = {"pipeline": pipeline.measure_pipeline, "generator": pipeline.measure_generator}
+    measure = {
+      "pipeline": pipeline.measure_pipeline,
+      "pipeline_stored": pipeline.measure_stored_pipeline,
+      "generator": pipeline.measure_generator,
+    }
     return dict(measure[kind](*sizes.parse_size(spec), smoke=smoke), kind=kind)
   case = inference.Case.parse(label)
   row = inference.INFERENCE_BACKENDS[case.backend](case, repeats, warmup)
@@ -117,7 +123,7 @@ def run(
   Args:
     cases: `inference.Case`s to measure, in order.
     training: names of `training.TRAINING_STEPS` to measure (default: all).
-    inputs: `pipeline:HxW` and `generator:HxW` rows.
+    inputs: `pipeline:HxW`, `pipeline_stored:HxW` and `generator:HxW` rows.
     smoke: training steps on tiny models (with `in_process`).
     repeats: timed calls per case (the median is reported).
     warmup: untimed calls after compilation.
@@ -198,7 +204,9 @@ def _training_line(row) -> str:
 
 def _input_line(row) -> str:
   size = f"{row['height']}x{row['width']}"
-  return f"{row['kind']:<26}{size:>14}{row['images_per_s']:>11.2f}  {row['what']}"
+  per_core = row.get("images_per_s_per_core")
+  per_core = f"{per_core:>11.2f}" if per_core else f"{'-':>11}"
+  return f"{row['kind']:<26}{size:>14}{row['images_per_s']:>11.2f}{per_core}  {row['what']}"
 
 
 def _section(rows, header: str, line) -> list[str]:
@@ -234,7 +242,9 @@ def format_table(report: dict) -> str:
     _training_line,
   )
   lines += _section(
-    report.get("input", []), f"{'input':<26}{'size':>14}{'img/s':>11}  what", _input_line
+    report.get("input", []),
+    f"{'input':<26}{'size':>14}{'img/s':>11}{'img/s/core':>11}  what",
+    _input_line,
   )
   return "\n".join(lines)
 
@@ -254,7 +264,7 @@ def _parse(argv):
     "--only",
     action="append",
     default=[],
-    help="[BACKEND:]MODEL:HxW[xB], train:STEP, pipeline:HxW or generator:HxW to run "
+    help="[BACKEND:]MODEL:HxW[xB], train:STEP, pipeline[_stored]:HxW or generator:HxW to run "
     "(repeatable); default: every full case, training step and input row",
   )
   parser.add_argument("--repeats", type=int, default=3)

@@ -3,8 +3,10 @@
 Pipeline (`pipeline:HxW`): UHD-IQA-like 3840x2160 JPEGs, written to a
 temporary folder and read as a CSV dataset, through the training loader:
 decode, bicubic resize to HxW, flips, normalisation, batching, with 2 grain
-workers. Generator (`generator:HxW`): `synthetic.source.generate` in one
-process.
+workers. Stored (`pipeline_stored:HxW`): the same images as a set built with
+`--store_size HxW` holds them (resized once, lossless PNG), through the same
+loader, whose resize is then a copy. Generator (`generator:HxW`):
+`synthetic.source.generate` in one process.
 """
 
 import pathlib
@@ -14,21 +16,30 @@ import time
 import numpy as np
 from PIL import Image
 
-from mobileiqa_jax.data import config, pipeline
+from mobileiqa_jax.data import config, decode, pipeline, preprocess
 from mobileiqa_jax.data.synthetic import scenes
 from mobileiqa_jax.data.synthetic import source as synthetic_source
 
 
-def _write_jpegs(folder: pathlib.Path, count: int, height: int, width: int) -> pathlib.Path:
-  """`count` photo-like JPEGs and a CSV listing them; returns the CSV."""
+def _write_set(
+  folder: pathlib.Path, count: int, height: int, width: int, stored_size=None
+) -> pathlib.Path:
+  """`count` photo-like HxW JPEGs, or with stored_size those images as a
+  `--store_size` build keeps them (resized, PNG), and a CSV listing them;
+  returns the CSV."""
   lines = ["path,mos"]
   for i in range(count):
     # Rendering at full 4K is slow; a quarter-size scene upscaled still
     # gives the decoder a realistic 4K JPEG to chew on.
     small = scenes.render_scene(np.random.default_rng(i), max(16, height // 4), max(16, width // 4))
     image = Image.fromarray((small * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC)
-    image.save(folder / f"{i}.jpg", "JPEG", quality=90)
-    lines.append(f"{i}.jpg,{i / max(1, count - 1):.4f}")
+    name = f"{i}.png" if stored_size else f"{i}.jpg"
+    if stored_size:
+      resized = preprocess.resize_bicubic(np.asarray(image), *stored_size)
+      (folder / name).write_bytes(decode.encode_png(resized))
+    else:
+      image.save(folder / name, "JPEG", quality=90)
+    lines.append(f"{name},{i / max(1, count - 1):.4f}")
   (folder / "set.csv").write_text("\n".join(lines) + "\n")
   return folder / "set.csv"
 
@@ -68,20 +79,31 @@ SOURCE_SIZE = (2160, 3840)
 WORKERS, BATCH, FILES, BATCHES = 2, 4, 12, 12
 
 
-def measure_pipeline(height: int, width: int, smoke: bool = False) -> dict:
-  """The `pipeline:HxW` row: images/s of the training loader from 4K JPEGs."""
+def measure_pipeline(height: int, width: int, smoke: bool = False, stored: bool = False) -> dict:
+  """The `pipeline:HxW` row: images/s of the training loader from 4K JPEGs;
+  with `stored`, the `pipeline_stored:HxW` row, from the stored form."""
   source, files, batches = ((96, 160), 4, 2) if smoke else (SOURCE_SIZE, FILES, BATCHES)
   with tempfile.TemporaryDirectory() as folder:
-    csv_path = _write_jpegs(pathlib.Path(folder), files, *source)
+    csv_path = _write_set(
+      pathlib.Path(folder), files, *source, stored_size=(height, width) if stored else None
+    )
     rate = pipeline_images_per_second(
       csv_path, height=height, width=width, workers=WORKERS, batch=BATCH, batches=batches
     )
+  form = f"stored {width}x{height} PNG" if stored else f"{source[1]}x{source[0]} JPEG"
   return {
     "height": height,
     "width": width,
     "images_per_s": rate,
-    "what": f"{source[1]}x{source[0]} JPEG -> {width}x{height}, {WORKERS} workers, batch {BATCH}",
+    # grain's workers each take a core; the loader's own thread is light.
+    "images_per_s_per_core": rate / WORKERS,
+    "what": f"{form} -> {width}x{height}, {WORKERS} workers, batch {BATCH}",
   }
+
+
+def measure_stored_pipeline(height: int, width: int, smoke: bool = False) -> dict:
+  """The `pipeline_stored:HxW` row (see `measure_pipeline`)."""
+  return measure_pipeline(height, width, smoke, stored=True)
 
 
 def measure_generator(height: int, width: int, smoke: bool = False) -> dict:

@@ -2,6 +2,9 @@
 
   python -m mobileiqa_jax.data.build --dataset koniq10k \
       --manual_dir ~/downloads/koniq10k --data_dir ~/tensorflow_datasets
+  # the same set stored at its training size (lossless PNG): read with
+  # --config.data.stored_size=512,512; no decoding of large originals per epoch
+  python -m mobileiqa_jax.data.build --dataset koniq10k --store_size 512x512 ...
 
 Each builder's MANUAL_DOWNLOAD_INSTRUCTIONS says where to get the files and
 which folder layout it expects (`--dataset NAME --help_layout` prints them).
@@ -14,6 +17,7 @@ import sys
 from etils import epath
 import tensorflow_datasets as tfds
 
+from mobileiqa_jax import sizes
 from mobileiqa_jax.data import datasets
 from mobileiqa_jax.data.builders import common
 
@@ -24,14 +28,16 @@ def data_dir_path(data_dir: str) -> str:
   return str(epath.Path(data_dir).expanduser())
 
 
-def load_builder(name: str, data_dir: str) -> common.IqaBuilder:
-  """The builder of an already built set, or an error saying how to build it."""
+def load_builder(name: str, data_dir: str, stored_size=None) -> common.IqaBuilder:
+  """The builder of an already built set (stored_size: of the form stored at
+  that (H, W), `IqaBuilder`), or an error saying how to build it."""
   cls = datasets.builder_class(name)
-  builder = cls(data_dir=data_dir_path(data_dir))
+  builder = cls(data_dir=data_dir_path(data_dir), stored_size=stored_size)
   if not builder.is_prepared():
+    store = f" --store_size {stored_size[0]}x{stored_size[1]}" if stored_size else ""
     raise common.MissingDataError(
       f"dataset {name!r} is not built: expected it under {builder.data_dir}. Build it with\n"
-      f"  python -m mobileiqa_jax.data.build --dataset {name} --manual_dir PATH "
+      f"  python -m mobileiqa_jax.data.build --dataset {name}{store} --manual_dir PATH "
       f"--data_dir {data_dir}\nwhere PATH holds the files described here:\n"
       f"{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}"
     )
@@ -39,7 +45,7 @@ def load_builder(name: str, data_dir: str) -> common.IqaBuilder:
 
 
 def build(
-  name: str, manual_dir: str, data_dir: str, *, skip_bad_images: bool = False
+  name: str, manual_dir: str, data_dir: str, *, skip_bad_images: bool = False, stored_size=None
 ) -> common.IqaBuilder:
   """Builds (or reuses) the ArrayRecord files of a public set.
 
@@ -50,6 +56,8 @@ def build(
     data_dir: the TFDS data_dir to write to (the pipeline's `data_dir`).
     skip_bad_images: leave out unreadable images (counted in
       `builder.info.metadata['skipped_images']`) instead of failing.
+    stored_size: None keeps the files as distributed; (H, W) stores every
+      image resized to it, losslessly (`common.IqaBuilder`).
 
   Returns:
     The prepared builder.
@@ -62,6 +70,7 @@ def build(
   builder = cls(
     data_dir=data_dir_path(data_dir),
     skip_bad_images=skip_bad_images,
+    stored_size=stored_size,
     file_format="array_record",
   )
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
@@ -81,6 +90,13 @@ def _parse(argv):
     "--skip_bad_images", action="store_true", help="skip and count unreadable images"
   )
   parser.add_argument(
+    "--store_size",
+    type=sizes.parse_size,
+    metavar="HxW",
+    help="store every image resized to HxW as lossless PNG (its training size), "
+    "instead of the original files",
+  )
+  parser.add_argument(
     "--help_layout", action="store_true", help="print where to get the files and their layout"
   )
   args = parser.parse_args(argv)
@@ -95,7 +111,11 @@ def main(argv=None) -> int:
     print(datasets.builder_class(args.dataset).MANUAL_DOWNLOAD_INSTRUCTIONS)
     return 0
   builder = build(
-    args.dataset, args.manual_dir, args.data_dir, skip_bad_images=args.skip_bad_images
+    args.dataset,
+    args.manual_dir,
+    args.data_dir,
+    skip_bad_images=args.skip_bad_images,
+    stored_size=args.store_size,
   )
   for split, info in builder.info.splits.items():
     print(f"{args.dataset} {split}: {info.num_examples} examples")

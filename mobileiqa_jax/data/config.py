@@ -33,6 +33,10 @@ def get_config() -> ml_collections.ConfigDict:
       tiles photos of any size the same way, at their own resolution. With
       height and width at the images' stored size, nothing is resized: the
       network learns damage at the pixel scale it has in photographs.
+    stored_size: () reads a public set as its owner distributed it; (H, W)
+      reads the form built with `--store_size HxW` (each image already
+      resized to H x W, stored losslessly), which must equal (height, width):
+      no large JPEG is decoded per epoch, and the pixels are the same.
     num_workers: grain worker processes per JAX process (0 = in-process).
     worker_buffer_size: batches each worker prepares ahead.
     seed: the default shuffle/flip seed of the loaders.
@@ -52,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.height = 512
   config.width = 512
   config.crop = ()
+  config.stored_size = ()
   config.num_workers = 2
   config.worker_buffer_size = 2
   config.seed = 3407

@@ -40,6 +40,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
   return image
 
 
+def encode_png(image: np.ndarray) -> bytes:
+  """(H, W, 3) uint8 -> PNG bytes: lossless, so decoding gives `image` back
+  exactly (a second JPEG pass would change the very quality being scored)."""
+  buffer = io.BytesIO()
+  Image.fromarray(image, "RGB").save(buffer, "PNG")
+  return buffer.getvalue()
+
+
 def open_rgb(data: bytes, name: str = "<bytes>") -> Image.Image:
   """Decodes encoded image bytes to an upright RGB PIL image.
 

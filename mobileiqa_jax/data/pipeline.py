@@ -24,6 +24,7 @@ import grain
 import jax
 import ml_collections
 
+from mobileiqa_jax import errors
 from mobileiqa_jax.data import datasets, preprocess, sources, splits
 from mobileiqa_jax.data.synthetic import source as synthetic_source
 
@@ -36,7 +37,14 @@ def _public_source(data_cfg: ml_collections.ConfigDict, split: str):
   # TFDS is only imported for the public sets.
   from mobileiqa_jax.data import build  # pylint: disable=g-import-not-at-top
 
-  builder = build.load_builder(data_cfg.name, data_cfg.data_dir)
+  stored_size = tuple(data_cfg.get("stored_size", ()))
+  if stored_size and stored_size != (data_cfg.height, data_cfg.width):
+    raise errors.InvalidInput(
+      f"data.stored_size {stored_size} differs from data.height, data.width "
+      f"({data_cfg.height}, {data_cfg.width}): a set stored at its training size is read at "
+      "that size; build one for this size or set data.stored_size=()"
+    )
+  builder = build.load_builder(data_cfg.name, data_cfg.data_dir, stored_size or None)
   stored = [s for s in _STORED_SPLITS if s in builder.info.splits]
   if data_cfg.split == "official":
     if not builder.HAS_OFFICIAL_SPLIT:

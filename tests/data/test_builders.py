@@ -163,6 +163,37 @@ def test_public_set_through_loader_with_workers(built):
     np.testing.assert_array_equal(with_workers["image"], without["image"])
 
 
+def test_a_set_stored_at_its_training_size_gives_the_same_pixels(built, tmp_path):
+  _, _, data_dir = built["koniq10k"]
+  manual = tmp_path / "manual"
+  fakes.MAKERS["koniq10k"](manual)
+  # Built beside the original form, in the same data_dir.
+  stored = build.build("koniq10k", str(manual), data_dir, stored_size=(24, 32))
+  assert pathlib.Path(stored.data_dir).parent.name == "24x32"
+  record = stored.as_data_source("train")[0]
+  assert decode.decode_rgb(record["image"]).shape == (24, 32, 3)
+  assert record["image"][:8] == b"\x89PNG\r\n\x1a\n"
+
+  cfg = _data_cfg("koniq10k", data_dir, "official")
+  cfg.height, cfg.width, cfg.num_workers = 24, 32, 0
+  load = lambda c: list(
+    pipeline.make_loader(c, "train", global_batch_size=2, train=True, seed=0, num_epochs=1)
+  )
+  original = load(cfg)
+  cfg.stored_size = (24, 32)
+  for from_stored, from_original in zip(load(cfg), original, strict=True):
+    np.testing.assert_array_equal(from_stored["image"], from_original["image"])
+    np.testing.assert_array_equal(from_stored["label"], from_original["label"])
+  # Stored for another size than the run trains at: said, not silently resized.
+  cfg.height = 48
+  with pytest.raises(ValueError, match="differs from data.height"):
+    pipeline.make_source(cfg, "train")
+  # Not built for this size: the error gives the command that builds it.
+  cfg.height, cfg.width, cfg.stored_size = 48, 64, (48, 64)
+  with pytest.raises(FileNotFoundError, match="--store_size 48x64"):
+    pipeline.make_source(cfg, "train")
+
+
 def test_build_command(tmp_path):
   fakes.make_bid(tmp_path / "manual")
   result = subprocess.run(

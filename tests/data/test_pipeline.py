@@ -212,6 +212,7 @@ def test_benchmark_smoke():
       "mobileiqa_jax.benchmark",
       "--smoke",
       "--only=pipeline:48x80",
+      "--only=pipeline_stored:48x80",
       "--only=generator:64x64",
     ],
     cwd=REPO,
@@ -223,10 +224,17 @@ def test_benchmark_smoke():
   )
   assert result.returncode == 0, result.stderr[-3000:]
   rows = [line.split() for line in result.stdout.splitlines()]
-  assert [row[:2] for row in rows if row[0] in ("pipeline", "generator")] == [
+  input_rows = [
+    row for row in rows if row and row[0] in ("pipeline", "pipeline_stored", "generator")
+  ]
+  assert [row[:2] for row in input_rows] == [
     ["pipeline", "48x80"],
+    ["pipeline_stored", "48x80"],
     ["generator", "64x64"],
   ]
+  # The loader rows give images/s per core beside the total; both positive.
+  assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in input_rows[:2])
+  assert "stored 80x48 PNG" in result.stdout
 
 
 def test_global_batches_do_not_depend_on_process_count(labelled_csv):

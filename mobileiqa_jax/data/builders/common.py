@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mobileiqa_jax import errors
-from mobileiqa_jax.data import decode, labels
+from mobileiqa_jax.data import decode, labels, preprocess
 
 # The single split of sets without an official one; 'all' is taken by TFDS.
 FULL = "full"
@@ -112,6 +112,11 @@ class IqaBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     skip_bad_images: skip unreadable, truncated or missing images, counting
       them in `info.metadata['skipped_images']`, instead of failing on the
       first one.
+    stored_size: None stores each file's bytes as distributed. (H, W) stores
+      each image resized to H x W as the pipeline resizes it (bicubic), as PNG:
+      lossless, so training reads exactly the pixels it would get from the
+      original, without decoding a 4K JPEG every epoch. Built as the TFDS
+      config 'HxW', beside the original form (data_dir/NAME/HxW/VERSION).
   """
 
   VERSION = tfds.core.Version("1.0.0")
@@ -122,8 +127,17 @@ class IqaBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   # Whether the set ships its own train/validation/test assignment.
   HAS_OFFICIAL_SPLIT = False
 
-  def __init__(self, *, skip_bad_images: bool = False, **kwargs):
+  def __init__(
+    self, *, skip_bad_images: bool = False, stored_size: Sequence[int] | None = None, **kwargs
+  ):
     self._skip_bad_images = skip_bad_images
+    self._stored_size = tuple(stored_size) if stored_size else None
+    if self._stored_size:
+      height, width = self._stored_size
+      kwargs["config"] = tfds.core.BuilderConfig(
+        name=f"{height}x{width}",
+        description=f"images resized (bicubic) to {height}x{width}, stored as PNG",
+      )
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -171,7 +185,11 @@ class IqaBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
           data = entry.path.read_bytes()
         except OSError as error:
           raise decode.BadImageError(f"cannot read image {str(entry.path)!r}: {error}") from error
-        decode.check_image(data, str(entry.path))
+        if self._stored_size:
+          image = decode.decode_rgb(data, str(entry.path))
+          data = decode.encode_png(preprocess.resize_bicubic(image, *self._stored_size))
+        else:
+          decode.check_image(data, str(entry.path))
       except decode.BadImageError as error:
         if not self._skip_bad_images:
           raise decode.BadImageError(
