@@ -3,7 +3,7 @@
   python -m mobileiqa_jax.data.build --dataset koniq10k \
       --manual_dir ~/downloads/koniq10k --data_dir ~/tensorflow_datasets
   # the same set stored at its training size (lossless PNG): read with
-  # --config.data.stored_size=512,512; no decoding of large originals per epoch
+  # --config.data.stored_size="(512,512)"; no decoding of large originals per epoch
   python -m mobileiqa_jax.data.build --dataset koniq10k --store_size 512x512 ...
 
 Each builder's MANUAL_DOWNLOAD_INSTRUCTIONS says where to get the files and
