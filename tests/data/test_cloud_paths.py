@@ -10,6 +10,7 @@ import contextlib
 import os
 
 from etils import epath
+from etils.epath import gpath
 import numpy as np
 import pytest
 
@@ -20,9 +21,11 @@ from tests.data import fakes
 @contextlib.contextmanager
 def fake_bucket(root, monkeypatch):
   """Serves gs://... from `root`; yields the list of gs:// paths asked for."""
-  # With TensorFlow installed epath sends gs:// to tf.io.gfile, past the
-  # test backend; its documented switch sends it to the backend instead.
-  monkeypatch.setenv("EPATH_USE_TF", "false")
+  # With TensorFlow installed epath sends gs:// to tf.io.gfile, past the test
+  # backend. Its switch, EPATH_USE_TF=false, is read once per process and
+  # cached, so an earlier gs:// path in the same pytest worker would already
+  # have chosen TensorFlow: patch the cached check itself.
+  monkeypatch.setattr(gpath, "_is_tf_installed", lambda: False)
   asked = []
 
   def local(path):
@@ -85,7 +88,7 @@ def test_a_data_dir_in_the_bucket_reaches_the_builder_whole(monkeypatch):
   class UnbuiltSet:
     MANUAL_DOWNLOAD_INSTRUCTIONS = "download it"
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, stored_size):
       given.append(data_dir)
       self.data_dir = f"{data_dir}/koniq10k/1.0.0"
 
