@@ -2,8 +2,9 @@
 
 Pipeline (`pipeline:HxW`): UHD-IQA-like 3840x2160 JPEGs, written to a
 temporary folder and read as a CSV dataset, through the training loader:
-decode, bicubic resize to HxW, flips, normalisation, batching, with 2 grain
-workers. Stored (`pipeline_stored:HxW`): the same images as a set built with
+decode, bicubic resize to HxW, flips and batching of uint8 pixels (the
+steps normalise on the device), with 2 grain workers. Stored
+(`pipeline_stored:HxW`): the same images as a set built with
 `--store_size HxW` holds them (resized once, lossless PNG), through the same
 loader, whose resize is then a copy. Generator (`generator:HxW`):
 `synthetic.source.generate` in one process.

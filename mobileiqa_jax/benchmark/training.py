@@ -63,7 +63,7 @@ def measure(
   teacher = models.create(frozen, **model_overrides) if frozen else None
   data_rng = np.random.default_rng(0)
   batch_data = {
-    "image": data_rng.standard_normal((batch, height, width, 3)).astype(np.float32),
+    "image": data_rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8),
     "label": data_rng.uniform(size=batch).astype(np.float32),
     "valid": np.ones(batch, bool),
   }

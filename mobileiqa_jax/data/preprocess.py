@@ -1,5 +1,6 @@
-"""Per-example grain transforms: decode + resize, random crops or tiles,
-random flips, normalisation.
+"""Per-example grain transforms (decode + resize, random crops or tiles,
+random flips) and `normalise`, which the training steps apply on the device
+and the scorers and the exported graph apply the same way.
 
 A raw record (what `pipeline.make_source` yields) is a dict with
   image: encoded bytes, or an already decoded (H, W, 3) uint8 array;
@@ -124,10 +125,3 @@ class RandomFlips(grain.transforms.RandomMap):
     if flip_v:
       image = image[::-1]
     return {**example, "image": np.ascontiguousarray(image)}
-
-
-class Normalize(grain.transforms.Map):
-  """uint8 RGB -> float32 ImageNet-normalised (`normalise`)."""
-
-  def map(self, example):
-    return {**example, "image": normalise(example["image"])}

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from mobileiqa_jax import xla_options
+from mobileiqa_jax.data import preprocess
 from mobileiqa_jax.train import losses, sharding
 
 
@@ -85,22 +86,26 @@ def compute_gradients(
   maps as inference does (at 1231x1907, batch 1: 0.4 GB less peak memory and
   3% less time than whole maps). `state.opt_state` is not read.
 
+  The batch's images are uint8 RGB, as the loader gives them; they are
+  ImageNet-normalised here, on the device, one micro-batch at a time.
+
   Returns:
     (grads, new batch_stats, loss, loss terms).
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
 
   def micro_loss(params, batch_stats, micro, rng):
+    images = preprocess.normalise(micro["image"])
     (scores, taps), updates = model.apply(
       {"params": params, "batch_stats": batch_stats},
-      micro["image"],
+      images,
       train=True,
       rngs={"dropout": rng},
       mutable=["batch_stats"],
     )
     teacher_taps = None
     if teacher is not None:
-      _, teacher_taps = teacher.apply(teacher_variables, _resize(micro["image"], teacher_size))
+      _, teacher_taps = teacher.apply(teacher_variables, _resize(images, teacher_size))
       teacher_taps = jax.lax.stop_gradient(teacher_taps)
     total, terms = losses.student_loss(
       loss_kind,
@@ -177,9 +182,10 @@ def eval_step(variables, batch, *, model):
   so that gathering keeps them aligned.
 
   Images (B, tiles, h, w, 3), the tiles of a crop-trained run's evaluation
-  (data.crop), score as the mean over each image's tiles.
+  (data.crop), score as the mean over each image's tiles. Images are uint8
+  RGB, normalised here as in `compute_gradients`.
   """
-  images = batch["image"]
+  images = preprocess.normalise(batch["image"])
   if images.ndim == 5:
     count, per_image = images.shape[:2]
     scores, _ = model.apply(variables, images.reshape(count * per_image, *images.shape[2:]))

@@ -29,11 +29,11 @@ def main(out):
   student, teacher = models.create("student_tiny"), models.create("teacher_tiny")
   rng = np.random.default_rng(0)
   batch = {
-    "image": rng.standard_normal((8, 64, 64, 3)).astype(np.float32),
+    "image": rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8),
     "label": rng.uniform(size=8).astype(np.float32),
     "valid": np.ones(8, bool),
   }
-  x = batch["image"][:1]
+  x = np.zeros((1, 64, 64, 3), np.float32)
   student_variables = random_variables(student, x, seed=1)
   teacher_variables = random_variables(teacher, x, seed=2)
   tx, schedule = optim.create(config.optimizer, steps_per_epoch=10, total_steps=100)

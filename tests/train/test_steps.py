@@ -149,6 +149,7 @@ def test_adamw_warms_up_then_decays():
 
 def test_eval_step_scores_tiled_images_as_their_tiles_mean():
   from mobileiqa_jax import models  # pylint: disable=g-import-not-at-top
+  from mobileiqa_jax.data import preprocess  # pylint: disable=g-import-not-at-top
   from mobileiqa_jax.train import steps  # pylint: disable=g-import-not-at-top
   from tests.conftest import random_variables  # pylint: disable=g-import-not-at-top
 
@@ -156,11 +157,12 @@ def test_eval_step_scores_tiled_images_as_their_tiles_mean():
   model = models.create(
     "student_tiny", grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8
   )
-  images = np.random.default_rng(0).standard_normal((2, 3, 32, 32, 3)).astype(np.float32)
-  variables = random_variables(model, images[0])
-  batch = {"image": images, "label": np.ones(2, np.float32), "valid": np.ones(2, bool)}
+  pixels = np.random.default_rng(0).integers(0, 256, (2, 3, 32, 32, 3), dtype=np.uint8)
+  images = preprocess.normalise(pixels.reshape(6, 32, 32, 3))
+  variables = random_variables(model, images[:1])
+  batch = {"image": pixels, "label": np.ones(2, np.float32), "valid": np.ones(2, bool)}
   scores, _, _ = jax.jit(lambda v, b: steps.eval_step(v, b, model=model))(variables, batch)
-  per_tile = jax.jit(lambda v, x: model.apply(v, x)[0])(variables, images.reshape(6, 32, 32, 3))
+  per_tile = jax.jit(lambda v, x: model.apply(v, x)[0])(variables, images)
   per_tile = np.asarray(per_tile).reshape(2, 3)
   assert np.isfinite(per_tile).all() and np.ptp(per_tile) > 0
   np.testing.assert_allclose(scores, per_tile.mean(axis=1), rtol=1e-5, atol=1e-6)
