@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mobileiqa_jax import xla_options
 
@@ -24,6 +25,16 @@ def test_cpu_programs_keep_reductions_in_xla_and_compute_the_same():
   default = jax.jit(reductions).lower(x).compile().as_text()
   ours = xla_options.jit(reductions).lower(x).compile().as_text()
   assert "__ynn_fusion" in default and "__ynn_fusion" not in ours
+
+
+def test_ynnpack_reductions_keep_xlas_default():
+  x = np.random.default_rng(0).standard_normal((2, 16, 16, 32)).astype(np.float32)
+  reductions = lambda x: (jnp.mean(x, axis=(0, 1, 2)), jnp.sum(jnp.square(x)))
+  assert xla_options.compiler_options("ynnpack") is None
+  compiled = xla_options.jit(reductions, reductions="ynnpack").lower(x).compile().as_text()
+  assert "__ynn_fusion" in compiled
+  with pytest.raises(ValueError, match="cpu_reductions must be one of"):
+    xla_options.compiler_options("onednn")
 
 
 def test_the_users_xla_flags_win(monkeypatch):

@@ -22,7 +22,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = Fals
   variables = jax.device_put(
     variables, sharding.tree_shardings(variables, mesh, config.sharding.min_shard_elements)
   )
-  eval_fn = loop.make_eval_fn(model, mesh)  # one compilation for every split
+  eval_fn = loop.make_eval_fn(model, mesh, config.cpu_reductions)  # one compilation for every split
   results = {}
   for split in config.eval.splits:
     results[split], _, _ = loop.evaluate_split(model, variables, config, split, mesh, eval_fn)

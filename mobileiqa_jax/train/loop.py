@@ -59,10 +59,13 @@ def _format_eta(seconds: float) -> str:
   )
 
 
-def make_eval_fn(model, mesh):
-  """The jitted eval step, its outputs replicated so every process can read them."""
+def make_eval_fn(model, mesh, reductions: str = "xla"):
+  """The jitted eval step, its outputs replicated so every process can read them
+  (reductions: `xla_options.jit`)."""
   return xla_options.jit(
-    lambda v, b: steps.eval_step(v, b, model=model), out_shardings=sharding.replicated(mesh)
+    lambda v, b: steps.eval_step(v, b, model=model),
+    out_shardings=sharding.replicated(mesh),
+    reductions=reductions,
   )
 
 
@@ -73,7 +76,7 @@ def evaluate_split(model, variables, config, split: str, mesh, eval_fn=None):
     config.data, split, global_batch_size=config.eval_batch_size, train=False, seed=config.seed
   )
   if eval_fn is None:
-    eval_fn = make_eval_fn(model, mesh)
+    eval_fn = make_eval_fn(model, mesh, config.cpu_reductions)
   predictions, labels = [], []
   for batch in loader:
     scores, label, valid = eval_fn(variables, sharding.global_batch(batch, mesh))
@@ -258,7 +261,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     teacher=teacher,
     teacher_shardings=teacher_shardings,
   )
-  eval_fn = make_eval_fn(model, mesh)
+  eval_fn = make_eval_fn(model, mesh, config.cpu_reductions)
 
   writer = metric_writers.create_default_writer(
     str(workdir / "tensorboard"), just_logging=jax.process_index() > 0

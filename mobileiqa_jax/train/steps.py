@@ -212,18 +212,28 @@ class JitTrainStep:
   """
 
   def __init__(
-    self, state_shardings, batch_sharding, teacher_shardings, *, tx, schedule, **loss_kwargs
+    self,
+    state_shardings,
+    batch_sharding,
+    teacher_shardings,
+    *,
+    tx,
+    schedule,
+    reductions: str = "xla",
+    **loss_kwargs,
   ):
     # The gradient program reads no optimiser state: pass it a state without
     # one, so that it stays out of the program's arguments.
     grad_state_shardings = state_shardings.replace(opt_state=None)
     self._gradients = xla_options.jit(
       functools.partial(compute_gradients, **loss_kwargs),
+      reductions=reductions,
       in_shardings=(grad_state_shardings, batch_sharding, teacher_shardings),
       out_shardings=(state_shardings.params, state_shardings.batch_stats, None, None),
     )
     self._update = xla_options.jit(
       functools.partial(apply_gradients, tx=tx, schedule=schedule),
+      reductions=reductions,
       in_shardings=(
         state_shardings,
         state_shardings.params,
@@ -239,7 +249,8 @@ class JitTrainStep:
   def from_config(
     cls, config, mesh, state_shardings, *, model, tx, schedule, teacher=None, teacher_shardings=None
   ) -> "JitTrainStep":
-    """The step `config` asks for (loss, distillation size, accumulation), on
+    """The step `config` asks for (loss, distillation size, accumulation, CPU
+    reductions), on
     `mesh`: the one the training loop runs and the benchmark's training rows
     time."""
     teacher_size = config.distill.teacher_size
@@ -253,6 +264,7 @@ class JitTrainStep:
       teacher=teacher,
       teacher_size=tuple(teacher_size) if teacher_size else None,
       accumulation_steps=config.grad_accumulation_steps,
+      reductions=config.cpu_reductions,
       **losses.from_config(config.loss),
     )
 
