@@ -41,8 +41,15 @@ def _variant(config, **changes) -> ml_collections.ConfigDict:
 def teacher_then_student(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the recipe; returns {run: {split: metrics}}."""
   workdir = epath.Path(workdir)
+  scale = config.recipe.teacher_steps_scale
   runs = {
-    "teacher": _variant(config, model__name=config.recipe.teacher_model, distill__enabled=False)
+    "teacher": _variant(
+      config,
+      model__name=config.recipe.teacher_model,
+      distill__enabled=False,
+      num_epochs=config.num_epochs * scale,
+      num_train_steps=config.num_train_steps * scale,
+    )
   }
   runs["student"] = _variant(
     config,

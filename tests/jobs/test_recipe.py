@@ -96,3 +96,32 @@ def test_hand_features_row_fits_on_train_and_scores_each_split(tmp_path):
     assert split["srcc"] > 0.2, split  # the statistics say something about damage
   table = tables.format_runs({"features": results}, {"features": {"wall_seconds": 3.2}})
   assert table.splitlines()[1].split()[:6] == ["features", "-", "-", "0m03s", "-", "validation"]
+
+
+@pytest.mark.parametrize("num_epochs, num_train_steps", [(2, 0), (0, 40)])
+def test_the_teacher_trains_its_scale_of_the_students_steps(
+  monkeypatch, tmp_path, num_epochs, num_train_steps
+):
+  trained = {}
+  monkeypatch.setattr(
+    recipe.loop,
+    "train_and_evaluate",
+    lambda config, workdir: trained.update({workdir.rsplit("/", 1)[-1]: config}),
+  )
+  monkeypatch.setattr(recipe.evaluation, "evaluate", lambda *args, **kwargs: {})
+  monkeypatch.setattr(recipe.loop, "read_summary", lambda workdir: {})
+  config = default.get_config("runlocal")
+  config.num_epochs, config.num_train_steps = num_epochs, num_train_steps
+  config.recipe.teacher_steps_scale = 3
+  config.recipe.export = config.recipe.hand_features = False
+  recipe.teacher_then_student(config, str(tmp_path))
+  assert sorted(trained) == ["baseline", "student", "teacher"]
+  assert (trained["teacher"].num_epochs, trained["teacher"].num_train_steps) == (
+    3 * num_epochs,
+    3 * num_train_steps,
+  )
+  for student in ("student", "baseline"):
+    assert (trained[student].num_epochs, trained[student].num_train_steps) == (
+      num_epochs,
+      num_train_steps,
+    )
