@@ -14,8 +14,8 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
 - The best checkpoint is chosen on validation (config.eval_split).
 - The teacher is frozen in eval mode and never saved with the student; it can
   run at another size (config.distill.teacher_size = (H, W)).
-- Hardware: at 1231x1907 the teacher forward (720 GFLOPs) dominates; batch 8
-  wants an accelerator; runlocal takes about 3 minutes on a 2-core CPU.
+- Hardware: at 1231x1907 the teacher forward (748 GFLOPs) dominates; batch 8
+  wants an accelerator; runlocal takes about 2 minutes on a 2-core CPU.
 - Expected: the paper's student reaches close to the teacher's SRCC on
   UHD-IQA at 47.8 GMACs per image.
 """

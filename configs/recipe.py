@@ -6,10 +6,10 @@ trained without distillation, the evaluation table, and the TFLite export.
 Config arg: a dataset (default synthetic), optionally ',runlocal'.
 - runlocal (the README's first command): tiny networks on 128x128 synthetic
   images (2048 training, 512 validation, 512 test, generated once into a
-  cache), 256 steps each, about 20 minutes on a 2-core CPU. Measured over 3
-  seeds (README, configs/seeds.py): test SRCC teacher 0.38 ± 0.03, distilled
-  student 0.39 ± 0.01, student alone 0.47 ± 0.08; the hand-features
-  reference row 0.74.
+  cache), 512 steps for the teacher (recipe.teacher_steps_scale) and 256 for
+  each student. Its time and results, at one seed and over three
+  (configs/seeds.py), are in the README ("How well the main job learns
+  today").
 - Without runlocal: the paper's networks and recipe per run;
   wants accelerators (see configs/teacher.py and configs/distill.py).
 Runs land in WORKDIR/{teacher,student,baseline}; results.json holds the table
