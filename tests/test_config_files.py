@@ -18,6 +18,18 @@ def _without_repo_on_path():
   return env
 
 
+def _run_in(folder, code):
+  """`python -c code` in `folder`, without the checkout on the path."""
+  return subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=folder,
+    env=_without_repo_on_path(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+
+
 def test_a_config_loads_from_another_folder(tmp_path):
   code = (
     "import sys; from mobileiqa_jax import config_files; "
@@ -25,14 +37,7 @@ def test_a_config_loads_from_another_folder(tmp_path):
     f"c = config_files.load({str(REPO / 'configs/distill.py')!r} + ':runlocal'); "
     "print(c.model.name, c.distill.enabled, c.data.height)"
   )
-  result = subprocess.run(
-    [sys.executable, "-c", code],
-    cwd=tmp_path,
-    env=_without_repo_on_path(),
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
+  result = _run_in(tmp_path, code)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split() == ["student_tiny", "True", "128"]
 
@@ -45,14 +50,7 @@ def test_the_console_entry_finds_configs_from_another_folder(tmp_path):
     f"sys.argv = ['mobileiqa', '--config={REPO / 'configs/eval.py'}:runlocal', "
     "'--workdir=empty', '--config.eval.checkpoint=missing']; main.cli()"
   )
-  result = subprocess.run(
-    [sys.executable, "-c", code],
-    cwd=tmp_path,
-    env=_without_repo_on_path(),
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  result = _run_in(tmp_path, code)
   assert "No module named 'configs'" not in result.stderr, result.stderr[-3000:]
   assert result.returncode == 1, result.stderr[-3000:]
   assert "error:" in result.stderr and "missing" in result.stderr, result.stderr[-3000:]
