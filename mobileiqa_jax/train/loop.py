@@ -59,9 +59,9 @@ def _format_eta(seconds: float) -> str:
   )
 
 
-def make_eval_fn(model, mesh, reductions: str = "xla"):
+def make_eval_fn(model, mesh, reductions: str):
   """The jitted eval step, its outputs replicated so every process can read them
-  (reductions: `xla_options.jit`)."""
+  (reductions: the run's `config.cpu_reductions`, see `xla_options.jit`)."""
   return xla_options.jit(
     lambda v, b: steps.eval_step(v, b, model=model),
     out_shardings=sharding.replicated(mesh),

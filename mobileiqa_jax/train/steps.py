@@ -250,9 +250,8 @@ class JitTrainStep:
     cls, config, mesh, state_shardings, *, model, tx, schedule, teacher=None, teacher_shardings=None
   ) -> "JitTrainStep":
     """The step `config` asks for (loss, distillation size, accumulation, CPU
-    reductions), on
-    `mesh`: the one the training loop runs and the benchmark's training rows
-    time."""
+    reductions), on `mesh`: the one the training loop runs and the benchmark's
+    training rows time."""
     teacher_size = config.distill.teacher_size
     return cls(
       state_shardings,
