@@ -19,6 +19,16 @@ os.environ.setdefault(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
+def pytest_collection_modifyitems(items):
+  """Slow tests first, each group in its collected order.
+
+  pytest-xdist hands tests out in this order as workers free up, so a
+  minute-long test started last keeps one worker busy while the other
+  idles; started first, the short tests fill the other worker around it.
+  """
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def parity_dir() -> pathlib.Path:
   """../shared/parity beside the repo, unless MOBILEIQA_PARITY_DIR says otherwise."""
   return pathlib.Path(os.environ.get("MOBILEIQA_PARITY_DIR", REPO.parent / "shared" / "parity"))
