@@ -12,7 +12,6 @@ import json
 import logging
 import time
 
-from clu import metric_writers
 from etils import epath
 import jax
 import jax.numpy as jnp
@@ -262,6 +261,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     teacher_shardings=teacher_shardings,
   )
   eval_fn = make_eval_fn(model, mesh, config.cpu_reductions)
+
+  # Imported here, not at the top: clu's writers import TensorFlow, seconds
+  # that the evaluation job and the launchers, which import this module but
+  # write no TensorBoard log, need not pay.
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
 
   writer = metric_writers.create_default_writer(
     str(workdir / "tensorboard"), just_logging=jax.process_index() > 0
