@@ -2,9 +2,10 @@
 # Installs the checkout this script sits in on one host, into ~/mobileiqa-venv:
 #   bash launch/setup_worker.sh tpu|cuda12|cuda13|cpu
 # The package needs Python 3.11 or 3.12; TPU VM and many cluster images ship
-# 3.10, so when neither is there uv fetches a standalone 3.11. The `export`
-# extra brings TensorFlow, which the TensorBoard writer needs and which reads
-# and writes gs:// paths. The jax extra matches the version the package pins.
+# 3.10, so when neither is there uv fetches a standalone 3.11. TensorFlow (a
+# dependency) reads and writes the gs:// paths of the workdir and the data.
+# The `export` extra brings LiteRT. The jax extra matches the version the
+# package pins.
 set -euo pipefail
 accelerator=${1:?usage: setup_worker.sh tpu|cuda12|cuda13|cpu}
 repo=$(cd "$(dirname "$0")/.." && pwd)

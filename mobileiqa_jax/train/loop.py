@@ -21,7 +21,7 @@ import numpy as np
 from mobileiqa_jax import checkpoints, convert, models, xla_options
 from mobileiqa_jax import metrics as iqa_metrics
 from mobileiqa_jax.data import pipeline
-from mobileiqa_jax.train import losses, optim, sharding, steps
+from mobileiqa_jax.train import losses, optim, scalar_log, sharding, steps
 
 # What a training run did, beside its checkpoints (`read_summary`).
 SUMMARY = "summary.json"
@@ -262,13 +262,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
   eval_fn = make_eval_fn(model, mesh, config.cpu_reductions)
 
-  # Imported here, not at the top: clu's writers import TensorFlow, seconds
-  # that the evaluation job and the launchers, which import this module but
-  # write no TensorBoard log, need not pay.
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
-
-  writer = metric_writers.create_default_writer(
-    str(workdir / "tensorboard"), just_logging=jax.process_index() > 0
+  writer = (
+    scalar_log.ScalarWriter(workdir / "tensorboard")
+    if jax.process_index() == 0
+    else scalar_log.NoWriter()
   )
   step = int(state.step)
   _log(
@@ -360,7 +357,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       _write_summary(workdir, summary.to_dict(step))
     if do_eval:  # the evaluation's time is not training throughput
       last_time = time.time()
-  writer.flush()
+  writer.close()
   ckpt.wait()
   ckpt.close()
   if not eval_metrics:  # resumed after the last step: evaluate what is there
