@@ -11,7 +11,7 @@ from mobileiqa_jax import checkpoints, export, models, sizes
 from mobileiqa_jax.benchmark import __main__ as benchmark
 from mobileiqa_jax.benchmark import litert
 from mobileiqa_jax.export import __main__ as export_main
-from mobileiqa_jax.export import verify
+from mobileiqa_jax.export import tflite, verify
 from mobileiqa_jax.jobs import export as export_job
 from tests.conftest import random_variables
 
@@ -149,6 +149,29 @@ def test_quantised_export_needs_samples_to_rank(tiny, tmp_path):
   with pytest.raises(ValueError, match="unknown quantization"):
     export.export_tflite(model, variables, tmp_path / "t.tflite", HEIGHT, WIDTH, "int4")
   assert list(tmp_path.iterdir()) == []
+
+
+def test_packed_weights_of_several_dtypes_and_shapes_reach_their_places(tmp_path):
+  # The converter is given each dtype's weights packed in one variable; they
+  # must come back unpacked in their own places: any mix-up changes the sum.
+  rng = np.random.default_rng(0)
+  variables = {
+    "a": rng.standard_normal((3, 1, 2)).astype(np.float32),
+    "b": {"c": np.arange(4, dtype=np.int32), "d": rng.standard_normal(5).astype(np.float32)},
+    "e": np.float32(2.5),
+  }
+
+  def fn(v, images):
+    x = images.astype(np.float32).mean(axis=(1, 2, 3))
+    weights = (1.0, 10.0, 100.0, 1000.0)
+    parts = (v["a"].sum(), v["b"]["c"].astype(np.float32) @ np.arange(4.0), v["b"]["d"][3], v["e"])
+    return x + sum(w * p for w, p in zip(weights, parts))
+
+  path = tmp_path / "packed.tflite"
+  path.write_bytes(tflite.convert(fn, variables, 4, 4, "uint8", "float32"))
+  images = np.full((1, 4, 4, 3), 6, np.uint8)
+  (got,) = verify.tflite_scores(path, verify.model_inputs(images, "uint8"))
+  np.testing.assert_allclose(got, float(np.asarray(fn(variables, images))[0]), rtol=1e-6)
 
 
 def test_sample_images_are_deterministic_and_spread():
