@@ -19,14 +19,27 @@ os.environ.setdefault(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
-def pytest_collection_modifyitems(items):
-  """Slow tests first, each group in its collected order.
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names each test's group
+def pytest_collection_modifyitems(config, items):
+  """The xdist group of end-to-end runs first, then the other slow tests,
+  then the rest, each in its collected order.
 
   pytest-xdist hands tests out in this order as workers free up, so a
   minute-long test started last keeps one worker busy while the other
   idles; started first, the short tests fill the other worker around it.
   """
-  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+  grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+  if getattr(config.option, "loadgroup", False) and any("@" not in item.nodeid for item in grouped):
+    raise pytest.UsageError(
+      "pytest-xdist's --dist=loadgroup is not grouping tests with this pytest "
+      "(pytest-xdist issue 1386): install the test extra's pytest<9.2"
+    )
+  items.sort(
+    key=lambda item: (
+      item.get_closest_marker("xdist_group") is None,
+      item.get_closest_marker("slow") is None,
+    )
+  )
 
 
 def parity_dir() -> pathlib.Path:

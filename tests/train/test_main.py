@@ -24,7 +24,9 @@ import pytest
 from mobileiqa_jax import checkpoints
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+# One xdist group: these tests share the teacher and student runs, so they run
+# in one worker (pyproject.toml's --dist=loadgroup), the whole group started first.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
 
 SMALL = [  # a few seconds a step on two cores
   "--config.data.height=64",
