@@ -107,6 +107,7 @@ def run_together(
   envs: list[dict] | None = None,
   cwd: str | None = None,
   out=None,
+  hold_stdin: bool = False,
 ) -> int:
   """Starts every command at once, streams their output line by line with a prefix,
   and waits for all.
@@ -114,6 +115,11 @@ def run_together(
   When one fails, the others are stopped: the rest of a distributed job would
   otherwise wait for it at the next collective until a timeout. Returns the
   first non-zero exit status, or 0.
+
+  hold_stdin: give each command a stdin pipe that stays open until the
+  command ends or is stopped. Stopping an ssh client does not stop its
+  remote command; closing its stdin is what a remote command can watch for
+  (`hosts.remote_command`).
   """
   out = out or sys.stdout
   envs = envs or [None] * len(commands)
@@ -124,7 +130,7 @@ def run_together(
         command,
         cwd=cwd,
         env=env,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if hold_stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -146,14 +152,16 @@ def run_together(
         if code and not status:
           status = code
           for other in pending:
-            other.terminate()
+            _stop(other)
     return status
   finally:
     # Reached with processes still running only on an exception here (e.g.
     # Ctrl-C): stop exactly the processes this call started.
     for proc in procs:
       if proc.poll() is None:
-        proc.terminate()
+        _stop(proc)
+      elif proc.stdin:
+        proc.stdin.close()
     for proc in procs:
       try:
         proc.wait(timeout=30)
@@ -161,6 +169,13 @@ def run_together(
         proc.kill()
     for pump in pumps:
       pump.join(timeout=5)
+
+
+def _stop(proc: subprocess.Popen):
+  """Terminates `proc` and closes the stdin pipe it may hold."""
+  proc.terminate()
+  if proc.stdin:
+    proc.stdin.close()
 
 
 def environment(**updates) -> dict:

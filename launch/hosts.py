@@ -12,9 +12,10 @@ jax.distributed.initialize; each drives all GPUs of its host. Every host
 needs the checkout at --remote-dir (e.g. installed with
 `launch/setup_worker.sh cuda12`), passwordless ssh from here, and the workdir
 on a file system they share. Output streams here with a [host] prefix; if one
-process fails, the ssh sessions of the others are closed. With --stage-data,
-each host first copies the built set to its own disk (launch/stage_data.py)
-and trains from the copy.
+process fails, the ssh sessions of the others are closed, and with them their
+processes (each remote command stops when its ssh session's stdin closes).
+With --stage-data, each host first copies the built set to its own disk
+(launch/stage_data.py) and trains from the copy.
 
 Without ssh, run the same command on each host yourself:
   python -m mobileiqa_jax.main --config=... --workdir=... \
@@ -43,7 +44,16 @@ def remote_command(args, process_id: int) -> str:
   env = "".join(f"{shlex.quote(e)} " for e in args.env)
   # The directory and interpreter stay unquoted so the remote shell expands ~.
   staged = f"{args.python} {shlex.join(stage[1:])} && " if stage else ""
-  return f"cd {args.remote_dir} && {staged}exec env {env}{args.python} {shlex.join(main[1:])}"
+  # sshd runs the command in a session of its own, and a closed ssh session
+  # does not stop it: a watcher holds the session's stdin (the launcher keeps
+  # it open, run_together(hold_stdin=True)) and, when it closes, kills the
+  # session's whole process group (staging, main). Otherwise a host left
+  # running after another failed would keep training, or wait at the
+  # coordinator, with its GPUs held.
+  watch = "exec 3<&0 </dev/null; (cat <&3 >/dev/null 2>&1; kill 0) & "
+  return (
+    f"{watch}cd {args.remote_dir} && {staged}exec env {env}{args.python} {shlex.join(main[1:])}"
+  )
 
 
 def ssh_commands(args) -> list[list[str]]:
@@ -102,7 +112,7 @@ def main(argv=None) -> int:
     print(f"+ {shlex.join(cmd)} &", flush=True)
   if args.dry_run:
     return 0
-  status = commands.run_together(cmds, [f"[{host}] " for host in args.hosts])
+  status = commands.run_together(cmds, [f"[{host}] " for host in args.hosts], hold_stdin=True)
   if status:
     print(f"# a process failed with exit status {status}", file=sys.stderr)
   return status

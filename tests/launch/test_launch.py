@@ -13,6 +13,7 @@ agrees with one process.
 
 import json
 import os
+import pathlib
 import re
 import shlex
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 
 import pytest
 
@@ -39,12 +41,14 @@ FAKE_GCLOUD = """
   if any("mobileiqa_jax.main" in a for a in args):
     sys.exit(int(os.environ.get("FAKE_MAIN_STATUS", "0")))
 """
-# ssh HOST COMMAND: run COMMAND here, as the host's shell would.
+# ssh HOST COMMAND: run COMMAND here, as the host's shell would: in a
+# session of its own, as sshd starts it, reading this ssh's stdin. Like a
+# real ssh client, stopping this one leaves the command running.
 FAKE_SSH = """
   host, command = args[-2], args[-1]
   if host == os.environ.get("FAKE_FAILING_HOST"):
     sys.exit(3)
-  sys.exit(subprocess.run(["bash", "-c", command]).returncode)
+  sys.exit(subprocess.run(["bash", "-c", command], start_new_session=True).returncode)
 """
 # srun [OPTIONS] COMMAND...: SLURM_NTASKS tasks here, one per "node".
 FAKE_SRUN = """
@@ -410,6 +414,25 @@ def test_hosts_one_failure_stops_the_others(fakes, tmp_path):
   env = {**env, "FAKE_FAILING_HOST": "localhost"}
   result = launch("hosts.py", *_hosts_args(tmp_path, free_port()), env=env, timeout=60)
   assert result.returncode == 3
+  # ...and process 0 does not outlive its closed ssh session.
+  workdir = f"--workdir={tmp_path / 'run'}"
+  deadline = time.monotonic() + 20
+  while (left := _processes_with(workdir)) and time.monotonic() < deadline:
+    time.sleep(0.2)
+  assert not left, f"still running after the launcher returned: {left}"
+
+
+def _processes_with(argument: str) -> list[str]:
+  """Command lines of this machine's processes that have `argument`."""
+  found = []
+  for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+    try:
+      args = cmdline.read_bytes().split(b"\0")
+    except OSError:  # gone meanwhile
+      continue
+    if argument.encode() in args:
+      found.append(b" ".join(args).decode(errors="replace"))
+  return found
 
 
 # Local processes ------------------------------------------------------------------------------
