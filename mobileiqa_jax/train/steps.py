@@ -277,12 +277,11 @@ class JitTrainStep:
     return update(state, *gradients(state.replace(opt_state=None), batch, teacher_variables))
 
   def __call__(self, state, batch, teacher_variables):
-    # The state's shapes are fixed by the shardings this step was built
-    # with; the batch's and the teacher's may differ between callers.
-    key = (
-      jax.tree.structure((batch, teacher_variables)),
-      tuple((x.shape, x.dtype) for x in jax.tree.leaves((batch, teacher_variables))),
-    )
+    # The state's and the teacher's shapes are fixed by the shardings this
+    # step was built with; only the batch's may differ between callers (a
+    # benchmark's sizes, a last partial batch). Keying on the batch alone
+    # keeps the teacher's few hundred leaves out of every step's lookup.
+    key = tuple((x.shape, x.dtype) for x in jax.tree.leaves(batch)), jax.tree.structure(batch)
     if key not in self._compiled:
       self._compiled[key] = self.compile(state, batch, teacher_variables)
     return self._compiled[key](state, batch, teacher_variables)
@@ -296,9 +295,11 @@ class JitTrainStep:
     process, 2-core CPU). Compiled programs still go through JAX's
     persistent cache.
     """
-    gradients = self._gradients.lower(state.replace(opt_state=None), batch, teacher_variables)
-    update = self._update.lower(state, *gradients.out_info)
+    lowered_gradients = self._gradients.lower(
+      state.replace(opt_state=None), batch, teacher_variables
+    )
+    lowered_update = self._update.lower(state, *lowered_gradients.out_info)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-      update = pool.submit(update.compile)
-      gradients = gradients.compile()
-      return functools.partial(self._run, gradients, update.result())
+      update_future = pool.submit(lowered_update.compile)
+      gradients = lowered_gradients.compile()
+      return functools.partial(self._run, gradients, update_future.result())
