@@ -18,6 +18,18 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
+# XLA_FLAGS for the tests that start main, a notebook or a sharded step in a
+# process of their own. They train tiny networks for a few steps, so
+# compiling is most of their time, and LLVM's optimisation of the compiled
+# code about a third of compiling: without it (a 6-step teacher_tiny run
+# from a cold cache, on 2 cores) 92 -> 66 s of CPU, while its steps, 0.1 s
+# each at 64x64, run at half speed. What these tests check (two processes
+# against one, 8 devices against one, exact resume after a kill) compares
+# runs compiled alike, at any optimisation level. The full-size tests keep
+# XLA's default in the pytest workers: there the slower code costs more than
+# the compile saves (teacher parity at 1231x1907: 17 -> 26 s).
+SUBPROCESS_XLA_FLAGS = "--xla_backend_optimization_level=0"
+
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names each test's group
 def pytest_collection_modifyitems(config, items):

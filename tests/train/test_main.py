@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from mobileiqa_jax import checkpoints
-from tests.conftest import REPO
+from tests.conftest import REPO, SUBPROCESS_XLA_FLAGS
 
 # One xdist group: these tests share the teacher and student runs, so they run
 # in one worker (pyproject.toml's --dist=loadgroup), the whole group started first.
@@ -44,7 +44,12 @@ SMALL = [  # a few seconds a step on two cores
   "--config.log_every_steps=1",
 ]
 TEACHER = ["--config=configs/teacher.py:runlocal", *SMALL]
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), "XLA_FLAGS": ""}
+ENV = {
+  **os.environ,
+  "JAX_PLATFORMS": "cpu",
+  "PYTHONPATH": str(REPO),
+  "XLA_FLAGS": SUBPROCESS_XLA_FLAGS,
+}
 
 
 def main_command(workdir, *args):
