@@ -20,16 +20,16 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 # The suite's programs compile without LLVM's optimisations, here and in the
 # processes the tests start (main, notebooks, sharded steps: they are given
-# SUBPROCESS_XLA_FLAGS). Most tests run tiny networks a few times, so
+# TEST_XLA_FLAGS). Most tests run tiny networks a few times, so
 # compiling is most of their time and LLVM's optimisation about a third of
 # compiling (a 6-step teacher_tiny run from a cold cache, on 2 cores: 92 ->
 # 66 s of CPU), while the code runs at about half speed. What the tests check
 # (parity within 1e-4, two processes or 8 devices against one, exact resume
 # after a kill) holds at any optimisation level, and runs compared with each
 # other compile alike. The benchmark, not the suite, measures speed.
-SUBPROCESS_XLA_FLAGS = "--xla_backend_optimization_level=0"
-if SUBPROCESS_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):  # xdist's workers inherit it
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUBPROCESS_XLA_FLAGS}".strip()
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):  # xdist's workers inherit it
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names each test's group

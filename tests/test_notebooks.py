@@ -12,7 +12,7 @@ import nbclient
 import nbformat
 import pytest
 
-from tests.conftest import REPO, SUBPROCESS_XLA_FLAGS
+from tests.conftest import REPO, TEST_XLA_FLAGS
 
 NOTEBOOKS = sorted((REPO / "colab").glob("*.ipynb"))
 
@@ -48,7 +48,7 @@ def test_runs_top_to_bottom_in_small_mode(path, monkeypatch):
   monkeypatch.setenv("MOBILEIQA_NOTEBOOK_SMALL", "1")
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
   # One CPU device and the end-to-end tests' flags: their compiled programs are shared.
-  monkeypatch.setenv("XLA_FLAGS", SUBPROCESS_XLA_FLAGS)
+  monkeypatch.setenv("XLA_FLAGS", TEST_XLA_FLAGS)
   monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
   # The kernel spec names "python"; make that this interpreter, with the package.
   monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from mobileiqa_jax import checkpoints
-from tests.conftest import REPO, SUBPROCESS_XLA_FLAGS
+from tests.conftest import REPO, TEST_XLA_FLAGS
 
 # One xdist group: these tests share the teacher and student runs, so they run
 # in one worker (pyproject.toml's --dist=loadgroup), the whole group started first.
@@ -48,7 +48,7 @@ ENV = {
   **os.environ,
   "JAX_PLATFORMS": "cpu",
   "PYTHONPATH": str(REPO),
-  "XLA_FLAGS": SUBPROCESS_XLA_FLAGS,
+  "XLA_FLAGS": TEST_XLA_FLAGS,
 }
 
 

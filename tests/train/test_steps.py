@@ -11,14 +11,14 @@ import pytest
 
 from configs import default
 from mobileiqa_jax.train import losses, optim
-from tests.conftest import REPO, SUBPROCESS_XLA_FLAGS
+from tests.conftest import REPO, TEST_XLA_FLAGS
 
 
 @pytest.mark.slow
 def test_distillation_step_on_8_devices_equals_one_device(tmp_path):
   env = {
     **os.environ,
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {SUBPROCESS_XLA_FLAGS}",
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {TEST_XLA_FLAGS}",
     "JAX_PLATFORMS": "cpu",
     "PYTHONPATH": str(REPO),
   }
