@@ -5,6 +5,7 @@ reshape is done in the original's (PyTorch) index order, which is what decides
 the numbers. Shapes in comments use B batch, S grid side, N = S*S, D channels.
 """
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -186,20 +187,22 @@ class LevelAdapter(nn.Module):
     x = pooled_pointwise_gelu(
       x, kernel.astype(self.dtype), bias.astype(self.dtype), self.grid, bands, self.kernels
     )
-    return layers.conv2d(self.dim, name="cnn2", dtype=self.dtype)(x)
+    return layers.conv2d(self.dim, name="cnn2", dtype=self.dtype, kernels=self.kernels)(x)
 
 
 class SelfAttention(nn.Module):
   """Spatial self-attention over one (B, S, S, D) map with a learned residual gate."""
 
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x):
     b, h, w, d = x.shape
-    q = layers.conv2d(d // 8, name="qConv", dtype=self.dtype)(x).reshape(b, h * w, -1)
-    k = layers.conv2d(d // 8, name="kConv", dtype=self.dtype)(x).reshape(b, h * w, -1)
-    v = layers.conv2d(d, name="vConv", dtype=self.dtype)(x).reshape(b, h * w, d)
+    conv = functools.partial(layers.conv2d, dtype=self.dtype, kernels=self.kernels)
+    q = conv(d // 8, name="qConv")(x).reshape(b, h * w, -1)
+    k = conv(d // 8, name="kConv")(x).reshape(b, h * w, -1)
+    v = conv(d, name="vConv")(x).reshape(b, h * w, d)
     # Positions flatten row-major over (H, W), as PyTorch's view(B, C, H*W) does.
     energy = jnp.einsum("bic,bjc->bij", q, k)
     attention = jax.nn.softmax(energy.astype(jnp.float32), axis=-1).astype(v.dtype)
@@ -238,13 +241,15 @@ class MAL(nn.Module):
   num_views: int
   dropout: float = 0.1
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, maps, train: bool = False):
     n, b, s, _, d = maps.shape
     assert n == self.num_views, (n, self.num_views)
     views = [
-      SelfAttention(dtype=self.dtype, name=f"attention_module_{j}")(maps[j]) for j in range(n)
+      SelfAttention(self.dtype, self.kernels, name=f"attention_module_{j}")(maps[j])
+      for j in range(n)
     ]
     # T[b, j*D + c, p] in PyTorch order: (n, B, N, D) -> (B, n, D, N) -> (B, n*D, N).
     tokens = jnp.stack(views).reshape(n, b, s * s, d).transpose(1, 0, 3, 2).reshape(b, n * d, s * s)
@@ -276,6 +281,7 @@ def score_head(
   sigmoid: bool = False,
   train: bool = False,
   dtype: Dtype = jnp.float32,
+  kernels: str = "xla",
 ):
   """Quality feature (B, S, S, D) -> score (B,) and quality map (B, M, M).
 
@@ -293,9 +299,10 @@ def score_head(
   the score everywhere. The map never feeds the score, and dropout, a training
   device, is left out of it.
   """
-  x = nn.relu(layers.conv2d(channels, name="cnn_0", dtype=dtype)(x))
+  conv = functools.partial(layers.conv2d, dtype=dtype, kernels=kernels)
+  x = nn.relu(conv(channels, name="cnn_0")(x))
   x = nn.avg_pool(x, (pool, pool), strides=(pool, pool))
-  cells = nn.relu(layers.conv2d(channels, 3, padding="VALID", name="cnn_3", dtype=dtype)(x))
+  cells = nn.relu(conv(channels, 3, padding="VALID", name="cnn_3")(x))
   dense = lambda features, name: nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, name=name)
   hidden_layer, out_layer = dense(hidden, "fc_score_0"), dense(1, "fc_score_3")
   finish = lambda y: jax.nn.sigmoid(y) if sigmoid else y

@@ -91,11 +91,13 @@ class MobileIQA(nn.Module):
     )
     dof = jnp.stack(
       [
-        heads.MAL(NUM_LEVELS, self.dropout, self.dtype, name=f"MALs_{i}")(levels, train)
+        heads.MAL(NUM_LEVELS, self.dropout, self.dtype, kernels, name=f"MALs_{i}")(levels, train)
         for i in range(NUM_OPINIONS)
       ]
     )
-    fused = heads.MAL(NUM_OPINIONS, self.dropout, self.dtype, name="fusion_mal")(dof, train)
+    fused = heads.MAL(NUM_OPINIONS, self.dropout, self.dtype, kernels, name="fusion_mal")(
+      dof, train
+    )
     scores, quality_map = heads.score_head(
       fused,
       pool=self.head_pool,
@@ -105,6 +107,7 @@ class MobileIQA(nn.Module):
       sigmoid=self.sigmoid,
       train=train,
       dtype=self.dtype,
+      kernels=kernels,
     )
     taps = dict(features, levels=levels, dof=dof, fused=fused, quality_map=quality_map)
     return scores, taps

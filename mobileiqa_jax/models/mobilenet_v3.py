@@ -10,6 +10,7 @@ Submodule names follow the PyTorch state dict (`conv_stem`, `bn1`,
 """
 
 from collections.abc import Callable
+import functools
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -93,15 +94,16 @@ class SqueezeExcite(nn.Module):
 
   rd_ratio: float = 0.25
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x):
     channels = x.shape[-1]
     reduced = layers.make_divisible(channels * self.rd_ratio)
+    conv = functools.partial(layers.conv2d, dtype=self.dtype, kernels=self.kernels)
     s = jnp.mean(x, axis=(1, 2), keepdims=True)
-    s = layers.conv2d(reduced, 1, name="conv_reduce", dtype=self.dtype)(s)
-    s = nn.relu(s)
-    s = layers.conv2d(channels, 1, name="conv_expand", dtype=self.dtype)(s)
+    s = nn.relu(conv(reduced, 1, name="conv_reduce")(s))
+    s = conv(channels, 1, name="conv_expand")(s)
     return x * layers.hard_sigmoid(s)
 
 
@@ -131,8 +133,10 @@ class DepthwiseSeparable(nn.Module):
     )(x)
     y = self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
     if self.se:
-      y = SqueezeExcite(dtype=self.dtype, name="se")(y)
-    y = layers.conv2d(self.out, 1, use_bias=False, name="conv_pw", dtype=self.dtype)(y)
+      y = SqueezeExcite(dtype=self.dtype, kernels=self.kernels, name="se")(y)
+    y = layers.conv2d(
+      self.out, 1, use_bias=False, name="conv_pw", dtype=self.dtype, kernels=self.kernels
+    )(y)
     y = layers.batch_norm(train, "bn2", self.dtype)(y)
     if self.stride == 1 and channels == self.out:
       y = y + x
@@ -157,7 +161,9 @@ class InvertedResidual(nn.Module):
     # The expansion is rounded from the block's actual input width, with no
     # further width multiplier (timm: make_divisible(in_chs * exp_ratio)).
     mid = layers.make_divisible(channels * self.exp_ratio)
-    y = layers.conv2d(mid, 1, use_bias=False, name="conv_pw", dtype=self.dtype)(x)
+    y = layers.conv2d(
+      mid, 1, use_bias=False, name="conv_pw", dtype=self.dtype, kernels=self.kernels
+    )(x)
     y = self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
     y = layers.conv2d(
       mid,
@@ -171,8 +177,10 @@ class InvertedResidual(nn.Module):
     )(y)
     y = self.act(layers.batch_norm(train, "bn2", self.dtype)(y))
     if self.se:
-      y = SqueezeExcite(dtype=self.dtype, name="se")(y)
-    y = layers.conv2d(self.out, 1, use_bias=False, name="conv_pwl", dtype=self.dtype)(y)
+      y = SqueezeExcite(dtype=self.dtype, kernels=self.kernels, name="se")(y)
+    y = layers.conv2d(
+      self.out, 1, use_bias=False, name="conv_pwl", dtype=self.dtype, kernels=self.kernels
+    )(y)
     y = layers.batch_norm(train, "bn3", self.dtype)(y)
     if self.stride == 1 and channels == self.out:
       y = y + x
@@ -187,11 +195,18 @@ class ConvBnAct(nn.Module):
   stride: int
   act: Callable
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     y = layers.conv2d(
-      self.out, self.kernel, self.stride, use_bias=False, name="conv", dtype=self.dtype
+      self.out,
+      self.kernel,
+      self.stride,
+      use_bias=False,
+      name="conv",
+      dtype=self.dtype,
+      kernels=self.kernels,
     )(x)
     return self.act(layers.batch_norm(train, "bn1", self.dtype)(y))
 
@@ -215,7 +230,9 @@ def _make_block(spec: _Block, width: float, name: str, dtype: Dtype, kernels: st
       name=name,
     )
   if spec.kind == "cn":
-    return ConvBnAct(out, spec.kernel, spec.stride, spec.act, dtype=dtype, name=name)
+    return ConvBnAct(
+      out, spec.kernel, spec.stride, spec.act, dtype=dtype, kernels=kernels, name=name
+    )
   raise ValueError(f"unknown block kind {spec.kind!r}")
 
 
@@ -226,7 +243,7 @@ class MobileNetV3(nn.Module):
     width: channel multiplier; 1.0 is `mobilenetv3_large_100`, smaller values
       give the narrow variants used in tests (channels rounded as timm does).
     dtype: compute dtype; parameters are always float32.
-    kernels: the form of the depthwise convs
+    kernels: the form of the depthwise and 1x1 convs
       (`layers.KERNELS`); the parameters are the same.
   """
 

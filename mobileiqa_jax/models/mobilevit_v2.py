@@ -14,6 +14,7 @@ over all positions at once (GroupNorm(1)) or a reduction over N for each P
 unfold/fold pair itself is the identity and costs nothing here.
 """
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -166,7 +167,7 @@ class InvertedResidual(nn.Module):
   def __call__(self, x, train: bool = False):
     b, h, w, c = x.shape
     mid = make_divisible(c * self.expand_ratio)
-    expand = ConvNormAct(mid, name="conv1_1x1", dtype=self.dtype)
+    expand = ConvNormAct(mid, name="conv1_1x1", dtype=self.dtype, kernels=self.kernels)
     depthwise = ConvNormAct(
       mid,
       _KERNEL,
@@ -176,7 +177,9 @@ class InvertedResidual(nn.Module):
       dtype=self.dtype,
       kernels=self.kernels,
     )
-    project = ConvNormAct(self.features, act=False, name="conv3_1x1", dtype=self.dtype)
+    project = ConvNormAct(
+      self.features, act=False, name="conv3_1x1", dtype=self.dtype, kernels=self.kernels
+    )
     if train or self.is_initializing() or b * h * w * mid <= self.band_threshold:
       y = project(depthwise(expand(x, train), train), train)
     else:
@@ -237,11 +240,12 @@ class LinearSelfAttention(nn.Module):
   """
 
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x):
     b, h, w, d = x.shape
-    qkv = conv2d(1 + 2 * d, name="qkv_proj", dtype=self.dtype)(x)
+    qkv = conv2d(1 + 2 * d, name="qkv_proj", dtype=self.dtype, kernels=self.kernels)(x)
     # Patch view (B, nH, pH, nW, pW, C): axes 1 and 3 index the patch N.
     qkv = qkv.reshape(b, h // _PATCH, _PATCH, w // _PATCH, _PATCH, 1 + 2 * d)
     query, key, value = qkv[..., :1], qkv[..., 1 : 1 + d], qkv[..., 1 + d :]
@@ -249,7 +253,9 @@ class LinearSelfAttention(nn.Module):
     scores = jax.nn.softmax(query.astype(jnp.float32), axis=(1, 3))
     context = jnp.sum(key.astype(jnp.float32) * scores, axis=(1, 3), keepdims=True)
     out = nn.relu(value) * context.astype(value.dtype)
-    return conv2d(d, name="out_proj", dtype=self.dtype)(out.reshape(b, h, w, d))
+    return conv2d(d, name="out_proj", dtype=self.dtype, kernels=self.kernels)(
+      out.reshape(b, h, w, d)
+    )
 
 
 class ConvMlp(nn.Module):
@@ -257,11 +263,13 @@ class ConvMlp(nn.Module):
 
   hidden: int
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x):
-    y = nn.silu(conv2d(self.hidden, name="fc1", dtype=self.dtype)(x))
-    return conv2d(x.shape[-1], name="fc2", dtype=self.dtype)(y)
+    conv = functools.partial(conv2d, dtype=self.dtype, kernels=self.kernels)
+    y = nn.silu(conv(self.hidden, name="fc1")(x))
+    return conv(x.shape[-1], name="fc2")(y)
 
 
 class LinearTransformerBlock(nn.Module):
@@ -273,12 +281,15 @@ class LinearTransformerBlock(nn.Module):
 
   mlp_ratio: float = _MLP_RATIO
   dtype: Dtype = jnp.float32
+  kernels: str = "xla"
 
   @nn.compact
   def __call__(self, x):
-    x = x + LinearSelfAttention(name="attn", dtype=self.dtype)(_group_norm("norm1", self.dtype)(x))
+    attention = LinearSelfAttention(name="attn", dtype=self.dtype, kernels=self.kernels)
+    x = x + attention(_group_norm("norm1", self.dtype)(x))
     hidden = int(x.shape[-1] * self.mlp_ratio)
-    return x + ConvMlp(hidden, name="mlp", dtype=self.dtype)(_group_norm("norm2", self.dtype)(x))
+    mlp = ConvMlp(hidden, name="mlp", dtype=self.dtype, kernels=self.kernels)
+    return x + mlp(_group_norm("norm2", self.dtype)(x))
 
 
 class MobileViTV2Block(nn.Module):
@@ -303,11 +314,12 @@ class MobileViTV2Block(nn.Module):
       x, train
     )
     dim = make_divisible(c * self.attn_ratio)
-    x = conv2d(dim, use_bias=False, name="conv_1x1", dtype=self.dtype)(x)
+    x = conv2d(dim, use_bias=False, name="conv_1x1", dtype=self.dtype, kernels=self.kernels)(x)
     for i in range(self.depth):
-      x = LinearTransformerBlock(name=f"transformer_{i}", dtype=self.dtype)(x)
+      x = LinearTransformerBlock(name=f"transformer_{i}", dtype=self.dtype, kernels=self.kernels)(x)
     x = _group_norm("norm", self.dtype)(x)
-    return ConvNormAct(c, act=False, name="conv_proj", dtype=self.dtype)(x, train)
+    project = ConvNormAct(c, act=False, name="conv_proj", dtype=self.dtype, kernels=self.kernels)
+    return project(x, train)
 
 
 class MobileViTV2(nn.Module):
@@ -332,7 +344,9 @@ class MobileViTV2(nn.Module):
     Strides 2, 4, 8, 16, 32 up to the patch resizes: a 224 input gives
     112, 56, 28, 14 and 8 (not 7).
     """
-    x = ConvNormAct(int(_STEM * self.width), 3, 2, name="stem", dtype=self.dtype)(x, train)
+    x = ConvNormAct(
+      int(_STEM * self.width), 3, 2, name="stem", dtype=self.dtype, kernels=self.kernels
+    )(x, train)
     features = {}
     for i, (base, stride, blocks, depth) in enumerate(_STAGES):
       channels = _stage_channels(base, self.width)

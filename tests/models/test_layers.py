@@ -43,6 +43,29 @@ def test_depthwise_conv_equals_grouped_nn_conv(h, w, kernel, stride, use_bias):
   )
 
 
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_pointwise_conv_equals_nn_conv_with_its_init_and_gradients(use_bias):
+  x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 5, 7, 6)).astype(np.float32))
+  conv = nn.Conv(4, (1, 1), padding=((0, 0), (0, 0)), use_bias=use_bias)
+  pointwise = layers.conv2d(4, use_bias=use_bias)
+  assert isinstance(pointwise, layers.PointwiseConv)
+  for kernels in ("tflite", "tflite_int8"):
+    assert isinstance(layers.conv2d(4, use_bias=use_bias, kernels=kernels), nn.Conv)
+  assert isinstance(layers.conv2d(4, 1, 2), nn.Conv)  # strided: not a plain product
+  # The same initialisers under the same names draw the same values.
+  variables = conv.init(jax.random.key(0), x)
+  jax.tree.map(np.testing.assert_array_equal, pointwise.init(jax.random.key(0), x), variables)
+  variables = jax.tree.map(lambda a: a + 0.1, variables)  # a non-zero bias
+  np.testing.assert_allclose(
+    pointwise.apply(variables, x), conv.apply(variables, x), rtol=1e-5, atol=1e-6
+  )
+  loss = lambda module: lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))
+  actual = jax.grad(loss(pointwise), argnums=(0, 1))(variables, x)
+  expected = jax.grad(loss(conv), argnums=(0, 1))(variables, x)
+  close = lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+  jax.tree.map(close, actual, expected)
+
+
 @pytest.mark.parametrize("kernel,channels,stride", [(5, 120, 2), (3, 240, 1), (5, 40, 1)])
 def test_channel_grouped_depthwise_conv_equals_grouped_nn_conv(kernel, channels, stride):
   # The int8 export's form: kernels of under 1024 values per slice of channels.

@@ -1,11 +1,13 @@
 """The assembled networks: presets, parameter counts, taps, training mode."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mobileiqa_jax import models
+from mobileiqa_jax.models import layers
 from mobileiqa_jax.models.__main__ import parameter_counts
 from tests.conftest import random_variables
 
@@ -64,6 +66,18 @@ def test_tflite_kernels_take_the_same_variables_and_agree(name):
     np.shape, jax.eval_shape(tflite.init, jax.random.key(0), x)
   )
   variables = random_variables(xla, x)
+  # Every conv of the TFLite form is one the converter maps onto a single op:
+  # no matrix-product 1x1 convs, no shifted-sum depthwise convs.
+  built = set()
+
+  def record(next_fun, args, kwargs, context):
+    built.add((type(context.module), getattr(context.module, "form", None)))
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(tflite.apply, variables, x)
+  assert (nn.Conv, None) in built
+  assert not {(layers.PointwiseConv, None), (layers.DepthwiseConv, "shifted")} & built
   (a, taps_a), (b, taps_b) = jax.jit(xla.apply)(variables, x), jax.jit(tflite.apply)(variables, x)
   np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(taps_b["levels"], taps_a["levels"], rtol=1e-4, atol=1e-5)
