@@ -75,21 +75,22 @@ def measure(
   )
   tx, schedule = optim.create(config.optimizer, steps_per_epoch=100, total_steps=1000)
   mesh = sharding.make_mesh(1, jax.devices()[:1])
-  # Built on the device by jitted initialisers, as the training loop builds
-  # them, so that no host copy of the weights counts in the memory figures.
-  # Parameters do not depend on the input size; a small image traces faster.
+  # Built as the training loop builds them; the host copy of the weights is
+  # dropped before memory is measured. Parameters do not depend on the input
+  # size; a small image traces faster.
   image = jnp.zeros((1, 64, 64, 3), jnp.float32)
   rng = jax.random.PRNGKey(0)
   state_shardings = sharding.tree_shardings(steps.abstract_state(model, tx, rng, image.shape), mesh)
-  state = steps.create_state(model, tx, rng, image.shape, None, state_shardings)
+  state = steps.create_state(
+    model, tx, rng, image.shape, models.initial_variables(model, seed=0), state_shardings
+  )
   teacher_variables, teacher_shardings = {}, {}
   if teacher is not None:
-    # Random, through a throwaway function, so that no executable is kept
-    # (the training loop restores the teacher from a checkpoint).
-    init = lambda rng: teacher.init(rng, image)
-    teacher_shardings = sharding.tree_shardings(jax.eval_shape(init, rng), mesh)
-    teacher_variables = jax.jit(init, out_shardings=teacher_shardings)(rng)
-    del init
+    # Random (the training loop restores the teacher from a checkpoint).
+    variables = models.initial_variables(teacher, seed=1)
+    teacher_shardings = sharding.tree_shardings(variables, mesh)
+    teacher_variables = jax.device_put(variables, teacher_shardings)
+    del variables
   batch_data = sharding.global_batch(batch_data, mesh)
   step = steps.JitTrainStep.from_config(
     config,

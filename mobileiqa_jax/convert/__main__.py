@@ -12,9 +12,6 @@ import argparse
 import logging
 import sys
 
-import jax
-import numpy as np
-
 from mobileiqa_jax import checkpoints, convert, models
 
 
@@ -47,8 +44,8 @@ def main(argv=None) -> int:
       variables, source = convert.from_torch(args.torch_checkpoint, model), args.torch_checkpoint
     else:
       backbone = convert.from_timm(args.timm_safetensors, model)
-      initial = jax.jit(model.init)(jax.random.key(args.seed), np.zeros((1, 64, 64, 3), np.float32))
-      variables = convert.merge_variables(jax.tree.map(np.asarray, initial), backbone)
+      initial = models.initial_variables(model, seed=args.seed)
+      variables = convert.merge_variables(initial, backbone)
       source = args.timm_safetensors
     checkpoints.save_model(args.out, variables, args.model, force=args.force, source=str(source))
   except (convert.ConversionError, ValueError, FileNotFoundError, FileExistsError) as e:

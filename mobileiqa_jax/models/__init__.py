@@ -10,6 +10,7 @@ from mobileiqa_jax.models.presets import (
   abstract_variables,
   count_params,
   create,
+  initial_variables,
   random_like,
   random_variables,
 )
@@ -20,6 +21,7 @@ __all__ = [
   "abstract_variables",
   "count_params",
   "create",
+  "initial_variables",
   "random_like",
   "random_variables",
 ]

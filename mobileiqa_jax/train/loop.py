@@ -5,7 +5,8 @@ Resume order, first that applies:
   2. `config.init.checkpoint`: a model checkpoint or another run's workdir
      (weights only, fresh optimiser), or `config.init.timm_safetensors`
      (backbone only);
-  3. a fresh random initialisation from `config.seed`.
+  3. a fresh random initialisation from `config.seed`
+     (`models.initial_variables`, drawn on the host).
 """
 
 import json
@@ -87,7 +88,7 @@ def evaluate_split(model, variables, config, split: str, mesh, eval_fn=None):
 
 
 def _initial_variables(config, model, rng, image_shape):
-  """Weights named by config.init (see the module docstring), or None."""
+  """Weights named by config.init (see the module docstring), else fresh ones."""
   if config.init.checkpoint:
     _, variables, metadata = checkpoints.load_model(config.init.checkpoint)
     expected = jax.eval_shape(model.init, rng, jax.ShapeDtypeStruct(image_shape, jnp.float32))
@@ -97,9 +98,8 @@ def _initial_variables(config, model, rng, image_shape):
   if config.init.timm_safetensors:
     backbone = convert.from_timm(config.init.timm_safetensors, model)
     _log("initialising the backbone from %s", config.init.timm_safetensors)
-    fresh = jax.tree.map(np.asarray, jax.jit(model.init)(rng, jnp.zeros(image_shape)))
-    return convert.merge_variables(fresh, backbone)
-  return None
+    return convert.merge_variables(models.initial_variables(model, seed=config.seed), backbone)
+  return models.initial_variables(model, seed=config.seed)
 
 
 def _load_teacher(config, mesh):
@@ -246,6 +246,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   else:
     init_variables = _initial_variables(config, model, rng, image_shape)
     state = steps.create_state(model, tx, rng, image_shape, init_variables, state_shardings)
+    del init_variables  # the host copy
 
   teacher = teacher_variables = teacher_shardings = None
   if config.distill.enabled:

@@ -50,7 +50,9 @@ def abstract_state(model, tx, rng, image_shape) -> TrainState:
 
 
 def create_state(model, tx, rng, image_shape, variables, shardings) -> TrainState:
-  """`init_state` run on the devices, laid out by `shardings`.
+  """`init_state` run on the devices, laid out by `shardings`. Training passes
+  `variables` (`models.initial_variables` for a fresh run): `None` compiles
+  `model.init`, tens of seconds on a CPU.
 
   The jitted initialiser is built here and dropped on return: while its
   function lives, JAX keeps the executable, which for the student holds
