@@ -7,9 +7,10 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
 - runlocal (the README's first command): tiny networks on 128x128 synthetic
   images (2048 training, 512 validation, 512 test, generated once into a
   cache), 512 steps for the teacher (recipe.teacher_steps_scale) and 256 for
-  each student. Its time and results, at one seed and over three
-  (configs/seeds.py), are in the README ("How well the main job learns
-  today").
+  each student, the distillation's feature terms weighted 0.1 instead of
+  the paper's 1 (config.loss.dof_weight and levels_weight). Its time and
+  results, at one seed and over three (configs/seeds.py), are in the README
+  ("How well the main job learns today").
 - Without runlocal: the paper's networks and recipe per run;
   wants accelerators (see configs/teacher.py and configs/distill.py).
 Runs land in WORKDIR/{teacher,student,baseline}; results.json holds the table
