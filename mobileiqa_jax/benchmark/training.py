@@ -13,7 +13,6 @@ import functools
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mobileiqa_jax import config_files, models
@@ -76,13 +75,12 @@ def measure(
   tx, schedule = optim.create(config.optimizer, steps_per_epoch=100, total_steps=1000)
   mesh = sharding.make_mesh(1, jax.devices()[:1])
   # Built as the training loop builds them; the host copy of the weights is
-  # dropped before memory is measured. Parameters do not depend on the input
-  # size; a small image traces faster.
-  image = jnp.zeros((1, 64, 64, 3), jnp.float32)
+  # dropped before memory is measured.
   rng = jax.random.PRNGKey(0)
-  state_shardings = sharding.tree_shardings(steps.abstract_state(model, tx, rng, image.shape), mesh)
+  abstract_variables = models.abstract_variables(model)
+  state_shardings = sharding.tree_shardings(steps.abstract_state(tx, rng, abstract_variables), mesh)
   state = steps.create_state(
-    model, tx, rng, image.shape, models.initial_variables(model, seed=0), state_shardings
+    tx, rng, models.initial_like(abstract_variables, seed=0), state_shardings
   )
   teacher_variables, teacher_shardings = {}, {}
   if teacher is not None:

@@ -39,7 +39,13 @@ _TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
 def initial_variables(model, *, seed: int):
-  """A fresh model's variables, drawn on the host with NumPy.
+  """`initial_like` on a MobileIQA model's `abstract_variables`."""
+  return initial_like(abstract_variables(model), seed=seed)
+
+
+def initial_like(abstract_variables, *, seed: int):
+  """A fresh model's variables for an (abstract) variable tree, drawn on the
+  host with NumPy.
 
   The same distributions as `model.init`, whose initialisers are all Flax's
   defaults: lecun-normal kernels (a normal truncated at two standard
@@ -73,7 +79,7 @@ def initial_variables(model, *, seed: int):
       return np.ones(leaf.shape, leaf.dtype)
     raise ValueError(f"no initialisation rule for variable {jax.tree_util.keystr(path)}")
 
-  return jax.tree_util.tree_map_with_path(draw, abstract_variables(model))
+  return jax.tree_util.tree_map_with_path(draw, abstract_variables)
 
 
 def random_like(abstract_variables, *, seed: int = 0):

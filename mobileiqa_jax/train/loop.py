@@ -87,19 +87,20 @@ def evaluate_split(model, variables, config, split: str, mesh, eval_fn=None):
   return iqa_metrics.correlations(predictions, labels), predictions, labels
 
 
-def _initial_variables(config, model, rng, image_shape):
-  """Weights named by config.init (see the module docstring), else fresh ones."""
+def _initial_variables(config, model, abstract_variables):
+  """Weights named by config.init (see the module docstring), else fresh ones;
+  `abstract_variables` is the model's tree, which they must match."""
   if config.init.checkpoint:
     _, variables, metadata = checkpoints.load_model(config.init.checkpoint)
-    expected = jax.eval_shape(model.init, rng, jax.ShapeDtypeStruct(image_shape, jnp.float32))
-    convert.check_variables(variables, expected, str(config.init.checkpoint))
+    convert.check_variables(variables, abstract_variables, str(config.init.checkpoint))
     _log("initialising from %s (%s)", config.init.checkpoint, metadata.get("model"))
     return variables
+  fresh = models.initial_like(abstract_variables, seed=config.seed)
   if config.init.timm_safetensors:
     backbone = convert.from_timm(config.init.timm_safetensors, model)
     _log("initialising the backbone from %s", config.init.timm_safetensors)
-    return convert.merge_variables(models.initial_variables(model, seed=config.seed), backbone)
-  return models.initial_variables(model, seed=config.seed)
+    return convert.merge_variables(fresh, backbone)
+  return fresh
 
 
 def _load_teacher(config, mesh):
@@ -135,7 +136,7 @@ def check_selection_split(config: ml_collections.ConfigDict):
 def _format_terms(values: dict) -> str:
   """'score 0.031 + dof 0.025 + levels 0.026 (raw: dof 0.51 levels 0.52)':
   the weighted terms that sum to the loss, then the raw distillation terms."""
-  names = [n for n in ("score", *losses.FEATURE_TERMS) if f"loss_{n}_weighted" in values]
+  names = [n for n in losses.TERMS if f"loss_{n}_weighted" in values]
   weighted = " + ".join(f"{n} {values[f'loss_{n}_weighted']:.4g}" for n in names)
   raw = " ".join(f"{n} {values[f'loss_{n}']:.4g}" for n in names if n != "score")
   return f"{weighted} (raw: {raw})" if raw else weighted
@@ -225,9 +226,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   total_steps = config.num_train_steps or config.num_epochs * steps_per_epoch
   tx, schedule = optim.create(config.optimizer, steps_per_epoch, total_steps)
 
-  image_shape = (1, 64, 64, 3)  # parameters do not depend on the input size
   rng = jax.random.PRNGKey(config.seed)
-  abstract_state = steps.abstract_state(model, tx, rng, image_shape)
+  # The model is traced once here, for its variables' shapes; the state's
+  # shapes and a fresh run's weights are derived from them.
+  abstract_variables = models.abstract_variables(model)
+  abstract_state = steps.abstract_state(tx, rng, abstract_variables)
   state_shardings = sharding.tree_shardings(
     abstract_state, mesh, config.sharding.min_shard_elements
   )
@@ -244,8 +247,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if state is not None:
     _log("resumed from %s at step %d", workdir / checkpoints.LATEST, int(state.step))
   else:
-    init_variables = _initial_variables(config, model, rng, image_shape)
-    state = steps.create_state(model, tx, rng, image_shape, init_variables, state_shardings)
+    init_variables = _initial_variables(config, model, abstract_variables)
+    state = steps.create_state(tx, rng, init_variables, state_shardings)
     del init_variables  # the host copy
 
   teacher = teacher_variables = teacher_shardings = None

@@ -29,11 +29,10 @@ class TrainState:
     return {"params": self.params, "batch_stats": self.batch_stats}
 
 
-def init_state(model, tx, rng, image_shape, variables=None) -> TrainState:
-  """A fresh state; `variables` (e.g. converted weights) replace the random init."""
-  init_rng, state_rng = jax.random.split(rng)
-  if variables is None:
-    variables = model.init(init_rng, jnp.zeros(image_shape, jnp.float32))
+def init_state(tx, rng, variables) -> TrainState:
+  """A fresh state from a model's initial `variables` (drawn by
+  `models.initial_variables`, or converted weights)."""
+  _, state_rng = jax.random.split(rng)
   params = variables["params"]
   return TrainState(
     step=jnp.zeros((), jnp.int32),
@@ -44,22 +43,20 @@ def init_state(model, tx, rng, image_shape, variables=None) -> TrainState:
   )
 
 
-def abstract_state(model, tx, rng, image_shape) -> TrainState:
-  """The shapes and dtypes of a fresh state, computing nothing."""
-  return jax.eval_shape(lambda rng: init_state(model, tx, rng, image_shape), rng)
+def abstract_state(tx, rng, abstract_variables) -> TrainState:
+  """The shapes and dtypes of a fresh state (`models.abstract_variables` gives
+  the variables'), computing nothing."""
+  return jax.eval_shape(functools.partial(init_state, tx), rng, abstract_variables)
 
 
-def create_state(model, tx, rng, image_shape, variables, shardings) -> TrainState:
-  """`init_state` run on the devices, laid out by `shardings`. Training passes
-  `variables` (`models.initial_variables` for a fresh run): `None` compiles
-  `model.init`, tens of seconds on a CPU.
+def create_state(tx, rng, variables, shardings) -> TrainState:
+  """`init_state` run on the devices, laid out by `shardings`.
 
   The jitted initialiser is built here and dropped on return: while its
   function lives, JAX keeps the executable, which for the student holds
   0.25 GB of memory for the rest of the run.
   """
-  make = lambda rng, variables: init_state(model, tx, rng, image_shape, variables)
-  return jax.jit(make, out_shardings=shardings)(rng, variables)
+  return jax.jit(functools.partial(init_state, tx), out_shardings=shardings)(rng, variables)
 
 
 def _resize(images, size):

@@ -40,7 +40,7 @@ def main(out):
   results = {}
   for name, (num_devices, model_axis, min_elements) in LAYOUTS.items():
     mesh = sharding.make_mesh(model_axis, jax.devices()[:num_devices])
-    state = steps.init_state(student, tx, jax.random.PRNGKey(0), x.shape, student_variables)
+    state = steps.init_state(tx, jax.random.PRNGKey(0), student_variables)
     state_shardings = sharding.tree_shardings(state, mesh, min_elements)
     teacher_shardings = sharding.tree_shardings(teacher_variables, mesh, min_elements)
     state = jax.device_put(state, state_shardings)
