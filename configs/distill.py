@@ -9,8 +9,9 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
   paper); dof_weight = levels_weight = 0 trains the same student without
   distillation, for comparison. config.loss.feature_norm=True (not the
   paper's) divides each feature term by the teacher's feature energy in the
-  batch. The log line, TensorBoard and WORKDIR/summary.json show every term,
-  raw and weighted.
+  batch. config.loss.teacher_score_weight (not the paper's; 0 there, 1 in
+  runlocal) adds L(student score, teacher score). The log line, TensorBoard
+  and WORKDIR/summary.json show every term, raw and weighted.
 - The best checkpoint is chosen on validation (config.eval_split).
 - The teacher is frozen in eval mode and never saved with the student; it can
   run at another size (config.distill.teacher_size = (H, W)).

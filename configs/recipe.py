@@ -8,7 +8,9 @@ Config arg: a dataset (default synthetic), optionally ',runlocal'.
   images (2048 training, 512 validation, 512 test, generated once into a
   cache), 512 steps for the teacher (recipe.teacher_steps_scale) and 256 for
   each student, the distillation's feature terms weighted 0.1 instead of
-  the paper's 1 (config.loss.dof_weight and levels_weight). Its time and
+  the paper's 1 (config.loss.dof_weight and levels_weight), and the
+  teacher's score as a second target beside the label
+  (config.loss.teacher_score_weight = 1; the paper has none). Its time and
   results, at one seed and over three (configs/seeds.py), are in the README
   ("How well the main job learns today").
 - Without runlocal: the paper's networks and recipe per run;

@@ -6,6 +6,8 @@ import ml_collections
 
 # The feature terms of distillation, in the order they are added.
 FEATURE_TERMS = ("dof", "levels")
+# Every term, in the order they are added.
+TERMS = ("score", *FEATURE_TERMS, "teacher_score")
 
 
 def elementwise(kind: str):
@@ -37,6 +39,7 @@ def from_config(loss_config: ml_collections.ConfigDict) -> dict:
       "score": loss_config.score_weight,
       "dof": loss_config.dof_weight,
       "levels": loss_config.levels_weight,
+      "teacher_score": loss_config.get("teacher_score_weight", 0.0),
     },
     "feature_norm": bool(loss_config.get("feature_norm", False)),
   }
@@ -51,12 +54,16 @@ def student_loss(
   taps=None,
   teacher_taps=None,
   feature_norm: bool = False,
+  teacher_scores=None,
 ):
   """Total loss and its terms.
 
   Score: L(score, label). With a teacher: + w_dof L(dof, teacher dof)
   + w_levels L(levels, teacher levels), each a mean over its elements as the
   original's nn.MSELoss / nn.L1Loss computes it. Weights (1, 1, 1) are the paper's.
+  With `teacher_scores` and a non-zero weights['teacher_score'] (not the
+  paper's): + w L(score, teacher score), the teacher's own prediction as a
+  second target beside the label.
 
   feature_norm (not the paper's) makes the feature terms independent of the
   teacher's feature scale: each is divided by L(0, teacher feature), the loss
@@ -86,6 +93,9 @@ def student_loss(
         target = jax.lax.stop_gradient(teacher_taps[name])
         divisor = masked_mean(kind, jnp.zeros_like(target), target, valid, batch_axis=1)
         balanced[name] = raw[name] / jnp.maximum(divisor, jnp.finfo(jnp.float32).tiny)
+  if teacher_scores is not None and weights.get("teacher_score"):
+    target = jax.lax.stop_gradient(teacher_scores)
+    raw["teacher_score"] = balanced["teacher_score"] = masked_mean(kind, scores, target, valid)
   weighted = {f"{name}_weighted": weights[name] * value for name, value in balanced.items()}
   total = sum(weighted.values())
   return total, {**raw, **weighted}

@@ -103,10 +103,11 @@ def compute_gradients(
       rngs={"dropout": rng},
       mutable=["batch_stats"],
     )
-    teacher_taps = None
+    teacher_scores = teacher_taps = None
     if teacher is not None:
-      _, teacher_taps = teacher.apply(teacher_variables, _resize(images, teacher_size))
-      teacher_taps = jax.lax.stop_gradient(teacher_taps)
+      teacher_scores, teacher_taps = jax.lax.stop_gradient(
+        teacher.apply(teacher_variables, _resize(images, teacher_size))
+      )
     total, terms = losses.student_loss(
       loss_kind,
       loss_weights,
@@ -116,6 +117,7 @@ def compute_gradients(
       taps,
       teacher_taps,
       feature_norm=feature_norm,
+      teacher_scores=teacher_scores,
     )
     return total, (terms, updates["batch_stats"])
 

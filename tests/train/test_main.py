@@ -305,12 +305,16 @@ def test_distillation_then_evaluation(student_run):
   log = distilled["stderr"]
   assert "distilling from teacher" in log and "step 6/6" in log
   # Every loss term is shown: weighted in the sum, raw beside it.
-  assert " + dof " in log and " + levels " in log and "(raw: dof " in log
+  assert " + dof " in log and " + levels " in log and " + teacher_score " in log
+  assert "(raw: dof " in log
   terms = json.loads((workdir / "summary.json").read_text())["loss_terms"]["last"]
-  weighted = [terms[f"loss_{name}_weighted"] for name in ("score", "dof", "levels")]
+  names = ("score", "dof", "levels", "teacher_score")
+  weighted = [terms[f"loss_{name}_weighted"] for name in names]
   assert terms["loss"] == pytest.approx(sum(weighted), rel=1e-5)
-  # runlocal weighs the feature terms at 0.1 (the paper: 1, 1, 1).
+  # runlocal weighs the feature terms at 0.1 and the teacher's score as the
+  # label (the paper: 1, 1, 1 and no teacher score).
   assert terms["loss_dof_weighted"] == pytest.approx(0.1 * terms["loss_dof"], rel=1e-5)
+  assert terms["loss_teacher_score_weighted"] == pytest.approx(terms["loss_teacher_score"])
   # Only the student is saved.
   variables, metadata = latest_params(workdir)
   assert metadata["model"] == "student_tiny"

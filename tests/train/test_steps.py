@@ -73,6 +73,28 @@ def test_masked_losses_ignore_padding():
   )
 
 
+def test_teacher_score_is_a_second_target_beside_the_label():
+  predictions = jnp.array([0.5, 0.2, 9.0])
+  labels = jnp.array([0.4, 0.4, 0.0])
+  teacher_scores = jnp.array([0.3, 0.6, -5.0])
+  valid = jnp.array([True, True, False])
+
+  def loss(teacher_scores, weight=0.5):
+    weights = {"score": 1.0, "dof": 1.0, "levels": 1.0, "teacher_score": weight}
+    return losses.student_loss(
+      "mse", weights, predictions, labels, valid, teacher_scores=teacher_scores
+    )
+
+  total, terms = loss(teacher_scores)
+  np.testing.assert_allclose(terms["teacher_score"], (0.2**2 + 0.4**2) / 2, rtol=1e-6)
+  np.testing.assert_allclose(terms["teacher_score_weighted"], 0.5 * 0.1, rtol=1e-6)
+  np.testing.assert_allclose(total, 0.025 + 0.05, rtol=1e-6)
+  # The teacher is a target: nothing flows back into its scores.
+  assert not np.any(jax.grad(lambda t: loss(t)[0])(teacher_scores))
+  # Weight 0 (the paper's recipe) leaves the term out.
+  assert "teacher_score" not in loss(teacher_scores, weight=0.0)[1]
+
+
 @pytest.mark.parametrize("kind", ["mse", "mae"])
 def test_feature_norm_divides_feature_terms_by_the_teachers_energy(kind):
   rng = np.random.default_rng(0)
