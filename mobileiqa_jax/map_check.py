@@ -96,18 +96,6 @@ def check(scorer, count: int = 50, size: tuple[int, int] | None = None, seed: in
   return results
 
 
-def tiled(scorer):
-  """The same network scoring in tiles of its input size (every tile)."""
-  return type(scorer)(
-    scorer.backend,
-    scorer.size,
-    batch_size=scorer.batch_size,
-    description=f"{scorer.description}; here in tiles of that size",
-    tiled=True,
-    max_tiles=0,
-  )
-
-
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     prog="python -m mobileiqa_jax.map_check",
@@ -129,7 +117,7 @@ def main(argv=None) -> int:
   try:
     scorer = scoring.Scorer.from_checkpoint(args.checkpoint)
     if args.tiled and not scorer.tiled:
-      scorer = tiled(scorer)
+      scorer = scorer.in_tiles()
     results = check(scorer, args.count, seed=args.seed)
   except (FileNotFoundError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)

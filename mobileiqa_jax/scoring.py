@@ -426,6 +426,19 @@ class Scorer:
       max_tiles=max_tiles,
     )
 
+  def in_tiles(self, max_tiles: int = 0) -> "Scorer":
+    """The same network scoring photos as a crop-trained one does: tiles of
+    its input size at the photo's own resolution (at most `max_tiles`, 0:
+    every tile of the covering grid), their mean the score."""
+    return type(self)(
+      self.backend,
+      self.size,
+      batch_size=self.batch_size,
+      description=f"{self.description}; here in tiles of that size",
+      tiled=True,
+      max_tiles=max_tiles,
+    )
+
   def prepare(self, item) -> np.ndarray:
     """One input -> what the network sees (uint8, before normalisation): the
     (H, W, 3) resized image, or its (tiles, h, w, 3) tiles when tiled."""

@@ -104,7 +104,7 @@ def test_the_half_damage_check_tells_a_map_that_finds_damage_from_one_that_does_
   assert results["blur"].passed >= 0.9 and results["blur"].mean_gap > 0
   assert results["noise"].passed <= 0.1 and results["noise"].mean_gap < 0
   # In tiles, each half of a scene twice the size gets its own 2 x 2 views.
-  assert len(map_check.tiled(scorer).views(np.zeros((96, 96, 3), np.uint8))) == 1
-  assert len(map_check.tiled(scorer).views(np.zeros((192, 192, 3), np.uint8))) == 4
+  assert len(scorer.in_tiles().views(np.zeros((96, 96, 3), np.uint8))) == 1
+  assert len(scorer.in_tiles().views(np.zeros((192, 192, 3), np.uint8))) == 4
   with pytest.raises(ValueError, match="gives no quality maps"):
     map_check.check(scoring.Scorer(lambda images: np.zeros(len(images)), (96, 96)))
