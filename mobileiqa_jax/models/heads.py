@@ -150,11 +150,7 @@ class _PointwiseParams(nn.Module):
 
   @nn.compact
   def __call__(self, in_features: int):
-    kernel = self.param(
-      "kernel", nn.initializers.lecun_normal(), (1, 1, in_features, self.features), jnp.float32
-    )
-    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-    return kernel[0, 0], bias
+    return layers.pointwise_params(self, in_features, self.features)
 
 
 class LevelAdapter(nn.Module):

@@ -110,6 +110,17 @@ def conv2d(
   )
 
 
+def pointwise_params(module: nn.Module, in_features: int, features: int, use_bias: bool = True):
+  """Declares a 1x1 conv's parameters on `module`, as `nn.Conv(features,
+  (1, 1))` names, shapes and initialises them; returns (kernel as
+  (in_features, features), bias or None)."""
+  kernel = module.param(
+    "kernel", nn.initializers.lecun_normal(), (1, 1, in_features, features), jnp.float32
+  )
+  bias = module.param("bias", nn.initializers.zeros, (features,), jnp.float32) if use_bias else None
+  return kernel[0, 0], bias
+
+
 class PointwiseConv(nn.Module):
   """A 1x1 conv at stride 1 as one matrix product over the pixels.
 
@@ -130,19 +141,13 @@ class PointwiseConv(nn.Module):
   @nn.compact
   def __call__(self, x):
     c = x.shape[-1]
-    kernel = self.param(
-      "kernel", nn.initializers.lecun_normal(), (1, 1, c, self.features), jnp.float32
-    )
+    kernel, bias = pointwise_params(self, c, self.features, self.use_bias)
     # Flattened to (pixels, C): a dot_general contracting C alone would leave
     # three batch-like axes, which the kernel gradient then sums over outside
     # the dot (2.5x slower).
     rows = x.astype(self.dtype).reshape(-1, c)
-    y = (rows @ kernel[0, 0].astype(self.dtype)).reshape(*x.shape[:-1], self.features)
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(
-        self.dtype
-      )
-    return y
+    y = (rows @ kernel.astype(self.dtype)).reshape(*x.shape[:-1], self.features)
+    return y if bias is None else y + bias.astype(self.dtype)
 
 
 class DepthwiseConv(nn.Module):
