@@ -39,7 +39,8 @@ SMALL = [  # a few seconds a step on two cores
   "--config.batch_size=8",
   "--config.eval_batch_size=8",
   "--config.num_train_steps=6",
-  "--config.checkpoint_every_steps=2",
+  # Each save costs a second or two; the killed run asks for more.
+  "--config.checkpoint_every_steps=6",
   "--config.eval_every_steps=3",
   "--config.log_every_steps=1",
 ]
@@ -200,9 +201,8 @@ def test_two_processes_agree_with_one(teacher_run, tmp_path):
       f"--workdir={workdir}",
       "--",
       *TEACHER[1:],
-      # Checkpoints and evaluations cost seconds each across processes and
-      # change no loss: one of each, at the end, is what this test reads.
-      "--config.checkpoint_every_steps=6",
+      # Evaluations cost seconds each across processes and change no loss:
+      # one, at the end, is what this test reads.
       "--config.eval_every_steps=6",
     ],
     cwd=REPO,
@@ -279,8 +279,10 @@ def test_killed_runs_resume_to_exactly_the_same_parameters(teacher_run, tmp_path
     entries = [p.name for p in latest.iterdir()] if latest.exists() else []
     return any("tmp" in name for name in entries) and any(name.isdigit() for name in entries)
 
+  # Saves every other step, so that one is under way over a complete one.
+  killed = [*TEACHER, "--config.checkpoint_every_steps=2"]
   run = subprocess.Popen(
-    main_command(workdir, *TEACHER),
+    main_command(workdir, *killed),
     cwd=REPO,
     env=ENV,
     stdout=subprocess.DEVNULL,
@@ -293,7 +295,7 @@ def test_killed_runs_resume_to_exactly_the_same_parameters(teacher_run, tmp_path
   _kill_when(run, saving_over_a_complete_checkpoint)
   complete = sorted(int(p.name) for p in latest.iterdir() if p.name.isdigit())
   assert complete and complete[-1] < 6
-  result = run_main(workdir, *TEACHER)
+  result = run_main(workdir, *killed)
   assert f"resumed from {latest} at step {complete[-1]}" in result.stderr, result.stderr[-3000:]
   got, metadata = latest_params(workdir)
   assert metadata["step"] == 6
