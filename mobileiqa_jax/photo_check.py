@@ -52,11 +52,12 @@ def ladder(photo: np.ndarray, family: str, seed: int = 0) -> np.ndarray:
   """(len(LADDER), H, W, 3) uint8: `photo` (uint8 RGB) at each strength of
   LADDER, the first rung untouched."""
   image = photo.astype(np.float32) / 255.0
+  # The same draws at every rung (the grain's pattern, JPEG's chroma
+  # subsampling), so that only the strength changes along the ladder.
+  draws = [_SEED_BASE, seed, list(FAMILIES).index(family)]
   rungs = [photo]
   for strength in LADDER[1:]:
-    # The same draws at every rung (the grain's pattern, JPEG's chroma
-    # subsampling), so that only the strength changes along the ladder.
-    rng = np.random.default_rng([_SEED_BASE, seed, list(FAMILIES).index(family)])
+    rng = np.random.default_rng(draws)
     damaged = FAMILIES[family](image, rng, strength)
     rungs.append((np.clip(damaged, 0, 1) * 255 + 0.5).astype(np.uint8))
   return np.stack(rungs)
@@ -82,16 +83,29 @@ class PhotoResult:
     return dataclasses.asdict(self)
 
 
-def check(scorer, photos, seed: int = 0) -> list[PhotoResult]:
+def check(scorer, photos, seed: int = 0, on_error=None) -> list[PhotoResult]:
   """A PhotoResult per photo and family.
 
   Args:
     scorer: a `scoring.Scorer`.
-    photos: (name, uint8 (H, W, 3) RGB array) pairs.
+    photos: (name, photo) pairs; a photo is a uint8 (H, W, 3) RGB array or
+      anything `scoring.to_rgb_array` reads (a path), decoded when its turn
+      comes, so that a folder of full-size photos is never all in memory.
     seed: the damage's seed; photo i of the list draws from seed + i.
+    on_error: called as on_error(name, error) for a photo that cannot be
+      read, which is then skipped; without it, the error propagates.
   """
+  from mobileiqa_jax import scoring  # pylint: disable=g-import-not-at-top
+
   results = []
   for index, (name, photo) in enumerate(photos):
+    try:
+      photo = scoring.to_rgb_array(photo)
+    except scoring.INPUT_ERRORS as error:
+      if on_error is None:
+        raise
+      on_error(name, error)
+      continue
     for family in FAMILIES:
       scores = scorer.score(list(ladder(photo, family, seed + index)))
       results.append(PhotoResult(name, family, ranking(scores), tuple(map(float, scores))))
@@ -124,20 +138,6 @@ def format_table(results: list[PhotoResult], summary: dict) -> str:
   return "\n".join(lines)
 
 
-def read_photos(arguments) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-  """Files, folders and globs (as the scoring CLI takes them) -> (readable
-  photos as (path, uint8 RGB array), an error line per unreadable one)."""
-  from mobileiqa_jax import predict, scoring  # pylint: disable=g-import-not-at-top
-
-  photos, errors = [], []
-  for path in predict.find_images(arguments):
-    try:
-      photos.append((path, scoring.to_rgb_array(path)))
-    except scoring.INPUT_ERRORS as error:
-      errors.append(f"{path}: {error}")
-  return photos, errors
-
-
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     prog="python -m mobileiqa_jax.photo_check",
@@ -155,14 +155,8 @@ def main(argv=None) -> int:
   )
   parser.add_argument("--json", action="store_true", help="print the results as JSON")
   args = parser.parse_args(argv)
-  from mobileiqa_jax import scoring  # pylint: disable=g-import-not-at-top
+  from mobileiqa_jax import predict, scoring  # pylint: disable=g-import-not-at-top
 
-  photos, errors = read_photos(args.photos)
-  for error in errors:
-    print(f"skipped {error}", file=sys.stderr)
-  if not photos:
-    print("error: no readable photo among the paths given", file=sys.stderr)
-    return 1
   try:
     scorer = scoring.Scorer.from_checkpoint(args.checkpoint)
     if args.tiled and not scorer.tiled:
@@ -170,7 +164,12 @@ def main(argv=None) -> int:
   except (FileNotFoundError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
-  results = check(scorer, photos, seed=args.seed)
+  paths = predict.find_images(args.photos)
+  skip = lambda path, error: print(f"skipped {path}: {error}", file=sys.stderr)
+  results = check(scorer, [(path, path) for path in paths], seed=args.seed, on_error=skip)
+  if not results:
+    print("error: no readable photo among the paths given", file=sys.stderr)
+    return 1
   summary = summarize(results)
   if args.json:
     print(json.dumps({"summary": summary, "photos": [r.to_dict() for r in results]}, indent=2))

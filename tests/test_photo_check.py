@@ -78,6 +78,9 @@ def test_the_command_skips_unreadable_photos_and_names_them(tmp_path, monkeypatc
 
   assert photo_check.main(["--checkpoint=x", str(tmp_path / "broken.jpg")]) == 1
   assert "no readable photo" in capsys.readouterr().err
+  # From Python, without on_error, an unreadable photo is an error.
+  with pytest.raises(scoring.INPUT_ERRORS):
+    photo_check.check(scoring.Scorer(_sharpness, (96, 128)), [("b", tmp_path / "broken.jpg")])
 
 
 def test_the_command_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
