@@ -17,8 +17,9 @@ is the mean over the photos. Scores that hold on photographs reach 0.8 for
 every family.
 
 The photos are yours: camera photos the network never trained on. The
-damage is drawn from a seed per photo and family, the same at every rung,
-so only the strength changes along a ladder, and a run repeats.
+damage is drawn from the seed, the photo's file name and the family, the
+same at every rung, so only the strength changes along a ladder, and a
+photo gets the same damage in every run, whatever else is checked with it.
 
 A whole-image network resizes each photo to its input size, and the damage
 shrinks with the photo (blur of 4 px on a 2000-px photo is 0.26 px at
@@ -31,7 +32,9 @@ over the photo), their mean the score.
 import argparse
 import dataclasses
 import json
+import pathlib
 import sys
+import zlib
 
 import numpy as np
 from scipy import stats
@@ -48,13 +51,21 @@ LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _SEED_BASE = 8_000_000
 
 
-def ladder(photo: np.ndarray, family: str, seed: int = 0) -> np.ndarray:
+def photo_key(name) -> int:
+  """A number from a photo's file name (not its folder), which its damage
+  is drawn from: the same photo gets the same damage wherever it lies and
+  whatever else is checked beside it."""
+  return zlib.crc32(pathlib.PurePath(str(name)).name.encode())
+
+
+def ladder(photo: np.ndarray, family: str, seed: int = 0, key: int = 0) -> np.ndarray:
   """(len(LADDER), H, W, 3) uint8: `photo` (uint8 RGB) at each strength of
-  LADDER, the first rung untouched."""
+  LADDER, the first rung untouched; the damage is drawn from `seed` and the
+  photo's `key`."""
   image = photo.astype(np.float32) / 255.0
   # The same draws at every rung (the grain's pattern, JPEG's chroma
   # subsampling), so that only the strength changes along the ladder.
-  draws = [_SEED_BASE, seed, list(FAMILIES).index(family)]
+  draws = [_SEED_BASE, seed, key, list(FAMILIES).index(family)]
   rungs = [photo]
   for strength in LADDER[1:]:
     rng = np.random.default_rng(draws)
@@ -91,14 +102,14 @@ def check(scorer, photos, seed: int = 0, on_error=None) -> list[PhotoResult]:
     photos: (name, photo) pairs; a photo is a uint8 (H, W, 3) RGB array or
       anything `scoring.to_rgb_array` reads (a path), decoded when its turn
       comes, so that a folder of full-size photos is never all in memory.
-    seed: the damage's seed; photo i of the list draws from seed + i.
+    seed: the damage's seed; each photo's is drawn from it and `photo_key(name)`.
     on_error: called as on_error(name, error) for a photo that cannot be
       read, which is then skipped; without it, the error propagates.
   """
   from mobileiqa_jax import scoring  # pylint: disable=g-import-not-at-top
 
   results = []
-  for index, (name, photo) in enumerate(photos):
+  for name, photo in photos:
     try:
       photo = scoring.to_rgb_array(photo)
     except scoring.INPUT_ERRORS as error:
@@ -107,7 +118,7 @@ def check(scorer, photos, seed: int = 0, on_error=None) -> list[PhotoResult]:
       on_error(name, error)
       continue
     for family in FAMILIES:
-      scores = scorer.score(list(ladder(photo, family, seed + index)))
+      scores = scorer.score(list(ladder(photo, family, seed, photo_key(name))))
       results.append(PhotoResult(name, family, ranking(scores), tuple(map(float, scores))))
   return results
 

@@ -41,6 +41,9 @@ def test_a_ladder_starts_at_the_photo_and_repeats_from_its_seed():
     assert all(a < b for a, b in zip(distance, distance[1:])), (family, distance)
   other = photo_check.ladder(photo, "noise", seed=4)
   assert not np.array_equal(other[1], photo_check.ladder(photo, "noise", seed=3)[1])
+  # A photo's damage follows its file name, not its folder.
+  assert photo_check.photo_key("a/x.jpg") == photo_check.photo_key("b/x.jpg")
+  assert photo_check.photo_key("a/x.jpg") != photo_check.photo_key("a/y.jpg")
 
 
 def test_the_check_tells_a_score_that_ranks_damage_from_one_that_does_not():
