@@ -31,6 +31,19 @@ TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
 if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):  # xdist's workers inherit it
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
+# The end-to-end runs of main (tests/train/test_main.py) and the quickstart
+# notebook, which trains the same teacher run: one xdist group, which
+# pyproject.toml's --dist=loadgroup hands to one worker as one unit. Its
+# runs then follow one another, and each program compiles once, the later
+# runs reading it from the persistent compilation cache; on two workers side
+# by side, both compiled it.
+END_TO_END = pytest.mark.xdist_group("end_to_end")
+
+# Heads smaller still than the tiny presets' (model overrides), for tests whose
+# property does not depend on the heads: compiling and converting a network
+# takes time in proportion to its graph, and the heads are most of a tiny one.
+MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
+
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names each test's group
 def pytest_collection_modifyitems(config, items):

@@ -5,8 +5,7 @@ import numpy as np
 
 from mobileiqa_jax import checkpoints, models
 from mobileiqa_jax.train import steps
-
-MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
+from tests.conftest import MICRO
 
 
 def test_relative_paths_save_and_load(tmp_path, monkeypatch):

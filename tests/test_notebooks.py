@@ -12,7 +12,7 @@ import nbclient
 import nbformat
 import pytest
 
-from tests.conftest import REPO, TEST_XLA_FLAGS
+from tests.conftest import END_TO_END, REPO, TEST_XLA_FLAGS
 
 NOTEBOOKS = sorted((REPO / "colab").glob("*.ipynb"))
 
@@ -43,7 +43,12 @@ def test_committed_without_outputs_and_with_a_parameter_cell(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+  "path",
+  # The quickstart trains the end-to-end tests' teacher run: it runs among them.
+  [pytest.param(p, marks=END_TO_END if p.name == "quickstart.ipynb" else ()) for p in NOTEBOOKS],
+  ids=lambda p: p.name,
+)
 def test_runs_top_to_bottom_in_small_mode(path, monkeypatch):
   monkeypatch.setenv("MOBILEIQA_NOTEBOOK_SMALL", "1")
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")

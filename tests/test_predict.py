@@ -14,7 +14,7 @@ import pytest
 
 from mobileiqa_jax import checkpoints, models, predict, scoring
 from mobileiqa_jax.data import decode, preprocess
-from tests.conftest import random_variables
+from tests.conftest import MICRO, random_variables
 
 HEIGHT, WIDTH = 96, 128
 SIZE = f"{HEIGHT}x{WIDTH}"
@@ -260,9 +260,6 @@ def test_keep_aspect_letterboxes_with_the_mean_colour(student, photos):
   stretched = scoring.Scorer.from_checkpoint(ckpt, size=(HEIGHT, WIDTH), batch_size=BATCH)
   paths = [photos / name for name in GOOD]
   assert not np.allclose(boxed_scorer.score(paths), stretched.score(paths), rtol=0, atol=1e-6)
-
-
-MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
 
 
 def test_tflite_scores_like_jax(photos, tmp_path, capsys):

@@ -340,7 +340,8 @@ def main(argv=None) -> int:
   if args.smoke:
     # Training steps compile for minutes even when tiny: only on request.
     report = run(
-      inference.SMOKE_CASES,
+      # --only names every row: the inference rows too (none if it names none).
+      cases if args.only else inference.SMOKE_CASES,
       repeats=1,
       warmup=1,
       in_process=True,

@@ -13,7 +13,7 @@ from mobileiqa_jax.benchmark import litert
 from mobileiqa_jax.export import __main__ as export_main
 from mobileiqa_jax.export import tflite, verify
 from mobileiqa_jax.jobs import export as export_job
-from tests.conftest import random_variables
+from tests.conftest import MICRO, random_variables
 
 HEIGHT, WIDTH = 96, 128
 # Worst |score difference| from JAX float32 expected of each mode on fresh images.
@@ -24,10 +24,6 @@ TOLERANCE = {"float32": 1e-4, "float16": 1e-3, "dynamic_int8": 1e-2}
 def tiny():
   model = models.create("student_tiny")
   return model, random_variables(model, np.zeros((1, HEIGHT, WIDTH, 3), np.float32))
-
-
-# Smaller still, for tests of the plumbing: conversion time grows with the graph.
-MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
 
 
 @pytest.fixture(scope="module")

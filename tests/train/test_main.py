@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 from mobileiqa_jax import checkpoints
-from tests.conftest import REPO, TEST_XLA_FLAGS
+from tests.conftest import END_TO_END, REPO, TEST_XLA_FLAGS
 
-# One xdist group: these tests share the teacher and student runs, so they run
-# in one worker (pyproject.toml's --dist=loadgroup), the whole group started first.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
+# One xdist group (conftest.END_TO_END): these tests share the teacher and
+# student runs, so they run in one worker, the whole group started first.
+pytestmark = [pytest.mark.slow, END_TO_END]
 
 SMALL = [  # a few seconds a step on two cores
   "--config.data.height=64",
