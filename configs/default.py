@@ -109,6 +109,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.init = ml_collections.ConfigDict()
   config.init.checkpoint = ""  # weights to start from (model checkpoint or workdir)
   config.init.timm_safetensors = ""  # or: an ImageNet backbone from timm
+  # The score a fresh network starts at (its score head's output bias; see
+  # models.with_initial_score). None: Flax's zero bias, the paper's networks
+  # as ported (the teacher starts near 0, the sigmoid student at 0.5).
+  config.init.score = ml_collections.config_dict.placeholder(float)
 
   config.sharding = ml_collections.ConfigDict()
   config.sharding.model_axis = 1  # > 1 splits large kernels over a second mesh axis

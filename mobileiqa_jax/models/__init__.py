@@ -14,6 +14,7 @@ from mobileiqa_jax.models.presets import (
   initial_variables,
   random_like,
   random_variables,
+  with_initial_score,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
   "initial_variables",
   "random_like",
   "random_variables",
+  "with_initial_score",
 ]

@@ -82,6 +82,36 @@ def initial_like(abstract_variables, *, seed: int):
   return jax.tree_util.tree_map_with_path(draw, abstract_variables)
 
 
+# The score head's last layer (heads.score_head), at the top of the tree.
+_SCORE_OUT = "fc_score_3"
+
+
+def with_initial_score(model: MobileIQA, variables, score: float):
+  """`variables` with the score head's output bias set so that the network
+  starts out scoring about `score` (labels are on 0..1).
+
+  A fresh head's output is its bias plus a small random term: with a zero
+  bias, a head without a sigmoid (the teacher) starts near 0 and a sigmoid
+  head (the student) near 0.5. Labels far from that make the first steps'
+  loss and gradients many times their later size, and Adam's second-moment
+  estimate then remembers those gradients for about 1 / (1 - b2) steps,
+  shrinking every step after. For a sigmoid head the bias is the score's
+  logit. Other variables are returned as they are.
+
+  Raises:
+    ValueError: for a score outside (0, 1) with a sigmoid head, whose output
+      never reaches it.
+  """
+  if model.sigmoid and not 0 < score < 1:
+    raise ValueError(f"init.score must be in (0, 1) for a sigmoid head, got {score}")
+  bias = float(np.log(score / (1 - score))) if model.sigmoid else float(score)
+  params = dict(variables["params"])
+  out = dict(params[_SCORE_OUT])
+  out["bias"] = np.full(np.shape(out["bias"]), bias, np.asarray(out["bias"]).dtype)
+  params[_SCORE_OUT] = out
+  return {**variables, "params": params}
+
+
 def random_like(abstract_variables, *, seed: int = 0):
   """Fan-in scaled random values for an (abstract) variable tree, as NumPy.
 

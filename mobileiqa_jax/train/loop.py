@@ -6,7 +6,9 @@ Resume order, first that applies:
      (weights only, fresh optimiser), or `config.init.timm_safetensors`
      (backbone only);
   3. a fresh random initialisation from `config.seed`
-     (`models.initial_variables`, drawn on the host).
+     (`models.initial_variables`, drawn on the host), its score head's
+     output bias set by `config.init.score` where that is given
+     (`models.with_initial_score`).
 """
 
 import json
@@ -96,6 +98,8 @@ def _initial_variables(config, model, abstract_variables):
     _log("initialising from %s (%s)", config.init.checkpoint, metadata.get("model"))
     return variables
   fresh = models.initial_like(abstract_variables, seed=config.seed)
+  if config.init.score is not None:
+    fresh = models.with_initial_score(model, fresh, config.init.score)
   if config.init.timm_safetensors:
     backbone = convert.from_timm(config.init.timm_safetensors, model)
     _log("initialising the backbone from %s", config.init.timm_safetensors)

@@ -166,3 +166,32 @@ def test_host_initial_variables_refuse_a_variable_without_a_rule():
 
   with pytest.raises(ValueError, match="no initialisation rule for variable.*temperature"):
     models.initial_variables(Odd(), seed=0)
+
+
+@pytest.mark.parametrize("sigmoid", [False, True])
+def test_initial_score_is_where_a_fresh_head_starts(sigmoid):
+  class Head(nn.Module):  # the score head alone, its layers at the top as in MobileIQA
+    sigmoid: bool
+
+    @nn.compact
+    def __call__(self, x):
+      return heads.score_head(x, pool=2, channels=8, hidden=4, sigmoid=self.sigmoid)[0]
+
+  head = Head(sigmoid)
+  x = np.random.default_rng(0).standard_normal((4, 8, 8, 16)).astype(np.float32)
+  fresh = models.initial_like(jax.eval_shape(head.init, jax.random.key(0), x), seed=0)
+  started = models.with_initial_score(head, fresh, 0.66)
+  changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), fresh, started)
+  assert sum(jax.tree.leaves(changed)) == 1 and changed["params"]["fc_score_3"]["bias"]
+  # With the last layer's kernel at zero the head scores exactly the bias's
+  # score, through the sigmoid where there is one...
+  silent = jax.tree_util.tree_map_with_path(
+    lambda path, a: np.zeros_like(a) if "fc_score_3" in str(path) and "kernel" in str(path) else a,
+    started,
+  )
+  np.testing.assert_allclose(head.apply(silent, x), 0.66, rtol=1e-6)
+  # ...and with its fresh kernel, about there (the zero bias starts 0.5 away).
+  assert abs(float(np.mean(head.apply(started, x))) - 0.66) < 0.1
+  if sigmoid:
+    with pytest.raises(ValueError, match="init.score must be in"):
+      models.with_initial_score(head, fresh, 1.0)

@@ -1,11 +1,13 @@
-"""The training loop's choices that need no training: the selection split."""
+"""The training loop's choices that need no training: the selection split, fresh weights."""
 
 import logging
 
+import jax
+import numpy as np
 import pytest
 
 from configs import default
-from mobileiqa_jax import config_files
+from mobileiqa_jax import config_files, models
 from mobileiqa_jax.data import datasets
 from mobileiqa_jax.train import loop
 
@@ -42,3 +44,17 @@ def test_an_empty_validation_split_says_what_to_do():
   config.data.synthetic.num_validation = 0
   with pytest.raises(ValueError, match="validation split .* is empty.*validation_fraction"):
     loop.check_selection_split(config)
+
+
+def test_fresh_weights_start_at_the_configured_score():
+  config = _config()
+  model = models.create("teacher_tiny")
+  abstract = models.abstract_variables(model)
+  default_start = loop._initial_variables(config, model, abstract)  # pylint: disable=protected-access
+  config.init.score = 0.66
+  started = loop._initial_variables(config, model, abstract)  # pylint: disable=protected-access
+  assert np.all(default_start["params"]["fc_score_3"]["bias"] == 0)
+  assert np.all(started["params"]["fc_score_3"]["bias"] == np.float32(0.66))
+  # Everything else is the seed's draw, unchanged.
+  del default_start["params"]["fc_score_3"], started["params"]["fc_score_3"]
+  jax.tree.map(np.testing.assert_array_equal, started, default_start)
