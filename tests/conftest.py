@@ -40,8 +40,9 @@ if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):  # xdist's workers inh
 END_TO_END = pytest.mark.xdist_group("end_to_end")
 
 # Heads smaller still than the tiny presets' (model overrides), for tests whose
-# property does not depend on the heads: compiling and converting a network
-# takes time in proportion to its graph, and the heads are most of a tiny one.
+# property does not depend on the heads: TFLite conversion time grows with the
+# graph, and a train step compiles somewhat faster (the distillation step
+# on 8 devices: 76.5 -> 67.6 s from an empty cache).
 MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
 
 
