@@ -8,6 +8,12 @@ On a pod or cluster the same command runs once per host; with
 join one jax.distributed runtime first.
 """
 
+from mobileiqa_jax import host_memory
+
+if __name__ == "__main__":
+  # First, so that the restart (host_memory) does not import JAX twice.
+  host_memory.restart_with_huge_pages()
+
 import logging as std_logging
 import os
 import sys
@@ -114,6 +120,7 @@ def run_app(main_function):
 
 def cli():
   """`python -m mobileiqa_jax.main`, and the `mobileiqa` console script."""
+  host_memory.restart_with_huge_pages()  # the console script's way in
   flags.mark_flags_as_required(["config"])
   run_app(main)
 

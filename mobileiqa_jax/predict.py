@@ -33,7 +33,7 @@ import uuid
 
 import numpy as np
 
-from mobileiqa_jax import sizes
+from mobileiqa_jax import host_memory, sizes
 
 # Quality map pictures are drawn at most this many pixels on their long side.
 MAP_MAX_SIDE = 1280
@@ -383,5 +383,12 @@ def main(argv=None) -> int:
   return EXIT_OK
 
 
-if __name__ == "__main__":
+def cli():
+  """`python -m mobileiqa_jax.predict` and `mobileiqa-predict`, restarted with
+  huge pages first (host_memory: the full-size networks' temporaries)."""
+  host_memory.restart_with_huge_pages()
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  cli()

@@ -8,6 +8,8 @@ import tempfile
 import numpy as np
 import pytest
 
+from mobileiqa_jax import host_memory
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Many tests compile the same tiny networks, in this process and in the
@@ -30,6 +32,12 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
 if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):  # xdist's workers inherit it
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
+# Huge pages for the programs' temporaries (mobileiqa_jax.host_memory), in
+# xdist's workers and the processes the tests start, which then need no
+# restart of their own.
+if host_memory.wanted():
+  os.environ["GLIBC_TUNABLES"] = host_memory.TUNABLES
 
 # The end-to-end runs of main (tests/train/test_main.py) and the quickstart
 # notebook, which trains the same teacher run: one xdist group, which

@@ -50,7 +50,7 @@ import pathlib
 import subprocess
 import sys
 
-from mobileiqa_jax import sizes
+from mobileiqa_jax import host_memory, sizes
 from mobileiqa_jax.benchmark import inference, probes
 
 # Rows of the input side: the training loader (from 4K JPEGs, and from a set
@@ -367,5 +367,14 @@ def main(argv=None) -> int:
   return 1 if any("error" in row for row in rows) or "error" in report["gemm"] else 0
 
 
-if __name__ == "__main__":
+def cli():
+  """`python -m mobileiqa_jax.benchmark` and `mobileiqa-benchmark`: restarted
+  with huge pages first (host_memory), as `mobileiqa_jax.main` is, so that
+  the rows (child processes, which inherit the environment) time the
+  programs as training runs them."""
+  host_memory.restart_with_huge_pages()
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  cli()
