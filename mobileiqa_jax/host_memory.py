@@ -15,8 +15,10 @@ common default, gives them to no allocation that does not ask.
 
 glibc reads its tunables once, when the process starts, so
 `restart_with_huge_pages` re-executes the process (same pid, same command
-line) with the tunable set in its environment. The command-line entry points
-call it before they import JAX. A `GLIBC_TUNABLES` already in the
+line) with the tunable set in its environment. `mobileiqa_jax.main` calls it
+before its imports and `predict` before it imports JAX; the benchmark's
+`cli` calls it after its module's imports, which load JAX (1.7-1.9 s, paid
+twice once per benchmark command). A `GLIBC_TUNABLES` already in the
 environment, even an empty one, is the user's choice and is kept.
 """
 
