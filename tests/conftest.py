@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mobileiqa_jax import host_memory
+from tests import cpu_time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,14 @@ END_TO_END = pytest.mark.xdist_group("end_to_end")
 # graph, and a train step compiles somewhat faster (the distillation step
 # on 8 devices: 76.5 -> 67.6 s from an empty cache).
 MICRO = dict(grid=6, dim=16, adapter_hidden=16, head_channels=8, head_hidden=8)
+
+
+def pytest_addoption(parser):
+  cpu_time.pytest_addoption(parser)
+
+
+def pytest_configure(config):
+  cpu_time.register(config)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names each test's group
