@@ -60,7 +60,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-  cpu_time.register(config)
+  cpu_time.pytest_configure(config)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names each test's group

@@ -11,7 +11,8 @@ cost lands on the first test that asks for it, as in `--durations`. The suite
 is CPU-bound (both cores busy throughout), so its wall time is about the sum
 of these over two.
 
-Registered by conftest.py; the workers attach each test's figure to its
+A pytest plugin: conftest.py forwards its two hooks here (`-p tests.cpu_time`
+loads it elsewhere). The workers attach each test's figure to its
 teardown report, which pytest-xdist carries to the controller that prints
 the table.
 """
@@ -79,7 +80,7 @@ class CpuTime:
     )
 
 
-def register(config):
+def pytest_configure(config):
   """Adds the measurement when `--cpu-durations` asks for it."""
   count = config.getoption("--cpu-durations")
   if count > 0:

@@ -11,17 +11,6 @@ BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.
 
 
 def test_a_started_process_counts_for_the_test_that_started_it(tmp_path):
-  (tmp_path / "conftest.py").write_text(
-    textwrap.dedent("""
-      from tests import cpu_time
-
-      def pytest_addoption(parser):
-        cpu_time.pytest_addoption(parser)
-
-      def pytest_configure(config):
-        cpu_time.register(config)
-    """)
-  )
   (tmp_path / "test_inner.py").write_text(
     textwrap.dedent(f"""
       import subprocess, sys
@@ -34,7 +23,8 @@ def test_a_started_process_counts_for_the_test_that_started_it(tmp_path):
     """)
   )
   result = subprocess.run(
-    [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "--cpu-durations=5"],
+    [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider"]
+    + ["-p", "tests.cpu_time", "--cpu-durations=5"],
     cwd=tmp_path,
     env={**os.environ, "PYTHONPATH": str(REPO)},
     capture_output=True,
