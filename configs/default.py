@@ -11,6 +11,7 @@ synthetic images, minutes on a 2-core CPU).
 
 import ml_collections
 
+from mobileiqa_jax import models
 from mobileiqa_jax.data import config as data_config
 from mobileiqa_jax.data import datasets
 
@@ -47,7 +48,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "teacher"
   config.model.dtype = "float32"  # compute dtype; bfloat16 on TPU; params stay float32
-  config.model.overrides = ml_collections.ConfigDict()
+  # Any field of the network (models.MobileIQA) over the preset's value, also
+  # from the command line (--config.model.overrides.grid=6); None keeps the
+  # preset's. The checkpoint records those set, so scoring and export rebuild
+  # the same network.
+  config.model.overrides = ml_collections.ConfigDict(
+    {
+      name: ml_collections.config_dict.placeholder(kind)
+      for name, kind in models.overridable_fields().items()
+    }
+  )
 
   config.data = data_config.get_config()
   config.data.name = dataset

@@ -109,13 +109,43 @@ def main(argv):
     sys.exit(1)
 
 
+def parse_flags(argv):
+  """absl's flag parsing, but a --config.FIELD=VALUE naming no field of the
+  config is reported in one line (exit status 1), not as ml_collections'
+  traceback. Other flag errors keep absl's own one-line report."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as error:
+    # ml_collections nests the KeyError of the missing name, whose message
+    # is the quoted name and, where one is close, a "Did you mean" line.
+    message = error
+    while isinstance(message, BaseException) and message.args:
+      message = message.args[0]
+    missing, _, hint = str(message).partition("\n")
+    missing = missing.strip("\"'")
+    named = [
+      arg.partition("=")[0]
+      for arg in argv[1:]
+      if arg.startswith("--config.") and missing in arg.partition("=")[0].split(".")
+    ]
+    if not named:  # not an override's fault: a bug, with its traceback
+      raise
+    hint = f" {hint.strip()}" if hint.strip() else ""
+    print(
+      f"error: {named[0]}: the config has no field {missing!r}.{hint} The fields and "
+      "their defaults are in configs/default.py (and the --config file).",
+      file=sys.stderr,
+    )
+    sys.exit(1)
+
+
 def run_app(main_function):
   """absl's `app.run(main_function)`, once --config's file can import
   configs.default whichever folder the command runs from."""
   config_file = config_files.config_flag_path(sys.argv[1:])
   if config_file:
     config_files.make_importable(config_file)
-  app.run(main_function)
+  app.run(main_function, flags_parser=parse_flags)
 
 
 def cli():

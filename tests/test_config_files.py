@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from mobileiqa_jax import config_files
+from mobileiqa_jax import config_files, models
+from mobileiqa_jax.train import loop
 from tests.conftest import REPO
 
 
@@ -78,3 +79,40 @@ def test_a_missing_config_file_is_named(tmp_path, monkeypatch):
 )
 def test_the_config_flag_is_found_in_argv(argv, expected):
   assert config_files.config_flag_path(argv) == expected
+
+
+@pytest.mark.parametrize("override", ["--config.sede=3", "--config.model.overrides.gird=6"])
+def test_an_override_naming_no_field_is_one_line(tmp_path, override):
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "mobileiqa_jax.main",
+      "--config=configs/teacher.py:runlocal",
+      override,
+      f"--workdir={tmp_path / 'run'}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  (line,) = result.stderr.strip().splitlines()
+  field = override.partition("=")[0].rpartition(".")[2]
+  assert line.startswith(f"error: {override.partition('=')[0]}:") and repr(field) in line
+  assert not (tmp_path / "run").exists()
+
+
+def test_every_model_field_can_be_overridden_from_a_config():
+  config = config_files.load("configs/teacher.py:runlocal")
+  assert set(config.model.overrides) == set(models.overridable_fields())
+  # None keeps the preset's value and is not recorded.
+  model, metadata = loop.create_model(config)
+  assert model.grid == models.PRESETS["teacher_tiny"]["grid"] and metadata["overrides"] == {}
+  config.model.overrides.grid = 6
+  config.model.overrides.backbone_width = 1  # an int where a float is due
+  model, metadata = loop.create_model(config)
+  assert (model.grid, model.backbone_width) == (6, 1.0)
+  assert metadata["overrides"] == {"grid": 6, "backbone_width": 1.0}

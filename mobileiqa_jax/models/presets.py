@@ -1,6 +1,8 @@
 """The presets (the paper's two networks and their tiny variants), and model
 variables without compiling an initialiser."""
 
+import dataclasses
+
 import jax
 import numpy as np
 
@@ -19,6 +21,21 @@ PRESETS["student_tiny"] = dict(PRESETS["student"], backbone_width=0.35, **_TINY_
 PRESETS["teacher_tiny"] = dict(PRESETS["teacher"], backbone_width=0.5, **_TINY_HEADS)
 
 
+# Fields that are not the network's shape: Flax's own, and the compute dtype
+# (a run's config.model.dtype).
+_NOT_OVERRIDABLE = ("parent", "name", "dtype")
+
+
+def overridable_fields() -> dict[str, type]:
+  """The MobileIQA fields a preset's value may be overridden for (`create`'s
+  keywords besides dtype), with the type of each."""
+  return {
+    field.name: type(field.default)
+    for field in dataclasses.fields(MobileIQA)
+    if field.name not in _NOT_OVERRIDABLE
+  }
+
+
 def create(name: str, **overrides) -> MobileIQA:
   """A MobileIQA module from a preset name, with any field overridden.
 
@@ -27,7 +44,7 @@ def create(name: str, **overrides) -> MobileIQA:
   """
   if name not in PRESETS:
     raise ValueError(f"unknown model '{name}'; choose one of {sorted(PRESETS)}")
-  unknown = set(overrides) - set(MobileIQA.__dataclass_fields__) - {"parent", "name"}
+  unknown = set(overrides) - set(overridable_fields()) - {"dtype"}
   if unknown:
     raise ValueError(f"unknown model field(s) {sorted(unknown)} for '{name}'")
   return MobileIQA(**{**PRESETS[name], **overrides})

@@ -37,7 +37,9 @@ class NonFiniteLossError(FloatingPointError):
 def create_model(config: ml_collections.ConfigDict):
   """The trained network and the metadata that rebuilds it (dtype excluded:
   checkpoints are scored in float32 unless the caller asks otherwise)."""
-  overrides = dict(config.model.get("overrides", {}))
+  overrides = {
+    field: value for field, value in config.model.get("overrides", {}).items() if value is not None
+  }
   model = models.create(config.model.name, dtype=jnp.dtype(config.model.dtype), **overrides)
   return model, {"model": config.model.name, "overrides": overrides}
 
