@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from mobileiqa_jax import checkpoints
-from tests.conftest import END_TO_END, REPO, TEST_XLA_FLAGS
+from tests.conftest import END_TO_END, MICRO, REPO, TEST_XLA_FLAGS
 
 # One xdist group (conftest.END_TO_END): these tests share the teacher and
 # student runs, so they run in one worker, the whole group started first.
@@ -43,6 +43,9 @@ SMALL = [  # a few seconds a step on two cores
   "--config.checkpoint_every_steps=6",
   "--config.eval_every_steps=3",
   "--config.log_every_steps=1",
+  # Smaller heads, set as a user would on the command line: no property
+  # here depends on their size, and the programs compile faster.
+  *(f"--config.model.overrides.{field}={value}" for field, value in MICRO.items()),
 ]
 TEACHER = ["--config=configs/teacher.py:runlocal", *SMALL]
 ENV = {
@@ -149,6 +152,7 @@ def test_teacher_run_trains_evaluates_and_checkpoints(teacher_run):
   assert set(summary["loss_terms"]["last"]) == {"loss", "loss_score", "loss_score_weighted"}
   variables, metadata = latest_params(workdir)
   assert metadata["step"] == 6 and metadata["model"] == "teacher_tiny"
+  assert metadata["overrides"] == MICRO  # from the command line into the checkpoint
   assert (workdir / "checkpoints" / "best").exists()
   assert any((workdir / "tensorboard").iterdir())
   assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "teacher_tiny"
