@@ -64,6 +64,26 @@ def test_only_parses_backends_and_training_steps():
   assert training == ["distill_step"] and inputs == ["pipeline:64x96"]
 
 
+@pytest.mark.parametrize(
+  "spec, why",
+  [
+    ("bogus", "not a row"),
+    ("studnt:64x64", "unknown model 'studnt'"),
+    ("foo:student:64x64", "unknown backend 'foo'"),
+    ("student:64x", "size '64x' is not HEIGHTxWIDTH"),
+    ("student:0x64", "size '0x64' is not HEIGHTxWIDTH"),
+    ("train", "unknown training step"),
+    ("train:nope", "unknown training step"),
+    ("pipeline:12", "size must be HEIGHTxWIDTH"),
+  ],
+)
+def test_only_names_what_is_wrong_with_a_row_in_one_line(spec, why):
+  with pytest.raises(SystemExit) as exit_info:
+    benchmark._cases(benchmark._parse(["--only", spec]))
+  message = str(exit_info.value.code)
+  assert message.startswith(f"error: --only {spec!r}: {why}") and "\n" not in message
+
+
 def test_litert_backend_smoke():
   row = inference.measure_litert(
     inference.Case("student_tiny", 64, 96, backend="litert"), repeats=1, warmup=1

@@ -50,7 +50,7 @@ import pathlib
 import subprocess
 import sys
 
-from mobileiqa_jax import host_memory, sizes
+from mobileiqa_jax import host_memory, models, sizes
 from mobileiqa_jax.benchmark import inference, probes
 
 # Rows of the input side: the training loader (from 4K JPEGs, and from a set
@@ -281,8 +281,42 @@ def _parse(argv):
   return parser.parse_args(argv)
 
 
+_ONLY_FORMS = (
+  "[BACKEND:]MODEL:HxW[xB] (student:1231x1907, litert_int8:student:512x512x2), "
+  "train:STEP or ROW:HxW (pipeline:1231x1907)"
+)
+
+
+def _bad_only(spec: str, why: str) -> SystemExit:
+  """The one-line exit for a --only that names no row."""
+  return SystemExit(f"error: --only {spec!r}: {why}")
+
+
+def _inference_case(spec: str, parts: list[str]) -> inference.Case:
+  """--only [BACKEND:]MODEL:HxW[xB] as a Case, or a one-line exit naming what is wrong."""
+  if len(parts) not in (2, 3):
+    raise _bad_only(spec, f"not a row; the forms are {_ONLY_FORMS}")
+  backend = parts.pop(0) if len(parts) == 3 else "jax"
+  model, size = parts
+  if backend not in inference.INFERENCE_BACKENDS:
+    raise _bad_only(spec, f"unknown backend {backend!r} ({sorted(inference.INFERENCE_BACKENDS)})")
+  if model not in models.PRESETS:
+    raise _bad_only(spec, f"unknown model {model!r} ({sorted(models.PRESETS)})")
+  try:
+    dims = [int(dim) for dim in size.lower().split("x")]
+  except ValueError:
+    dims = []
+  if len(dims) not in (2, 3) or min(dims) < 1:
+    raise _bad_only(spec, f"size {size!r} is not HEIGHTxWIDTH or HEIGHTxWIDTHxBATCH")
+  height, width, batch = [*dims, 1][:3]
+  return inference.Case(model, height, width, batch, backend)
+
+
 def _cases(args):
-  """(inference cases, training step names or None for all, input rows) from --only."""
+  """(inference cases, training step names or None for all, input rows) from --only.
+
+  A spec that names no row exits with one line saying why, before any row runs.
+  """
   if not args.only:
     return inference.FULL_CASES, None, list(DEFAULT_INPUT)
   from mobileiqa_jax.benchmark.training import TRAINING_STEPS  # pylint: disable=g-import-not-at-top
@@ -291,23 +325,19 @@ def _cases(args):
   for spec in args.only:
     parts = spec.split(":")
     if parts[0] == "train":
-      if parts[1] not in TRAINING_STEPS:
-        raise SystemExit(
-          f"unknown training step {parts[1]!r}; choose from {sorted(TRAINING_STEPS)}"
-        )
+      if len(parts) != 2 or parts[1] not in TRAINING_STEPS:
+        raise _bad_only(spec, f"unknown training step; choose from {sorted(TRAINING_STEPS)}")
       training.append(parts[1])
-      continue
-    if parts[0] in INPUT_ROWS:
-      sizes.parse_size(parts[1])  # a bad size fails here, not in a child
+    elif parts[0] in INPUT_ROWS:
+      try:
+        if len(parts) != 2:
+          raise sizes.SizeError("an input row takes one size")
+        sizes.parse_size(parts[1])  # a bad size fails here, not in a child
+      except sizes.SizeError as error:
+        raise _bad_only(spec, str(error)) from None
       inputs.append(spec)
-      continue
-    backend = parts.pop(0) if len(parts) == 3 else "jax"
-    if backend not in inference.INFERENCE_BACKENDS:
-      known = sorted(inference.INFERENCE_BACKENDS)
-      raise SystemExit(f"unknown backend {backend!r}; choose from {known}")
-    model, size = parts
-    dims = list(map(int, size.split("x"))) + [1]
-    cases.append(inference.Case(model, dims[0], dims[1], dims[2], backend))
+    else:
+      cases.append(_inference_case(spec, parts))
   return tuple(cases), training, inputs
 
 
