@@ -70,7 +70,9 @@ def run(config, workdir: str):
     return recipe.teacher_then_student(config, workdir)
   if config.mode == "seeds":
     return recipe.over_seeds(config, workdir)
-  raise ValueError(f"config.mode must be train, eval, export, recipe or seeds, got {config.mode!r}")
+  raise errors.InvalidInput(
+    f"config.mode must be train, eval, export, recipe or seeds, got {config.mode!r}"
+  )
 
 
 def _console_logging():

@@ -116,3 +116,34 @@ def test_every_model_field_can_be_overridden_from_a_config():
   model, metadata = loop.create_model(config)
   assert (model.grid, model.backbone_width) == (6, 1.0)
   assert metadata["overrides"] == {"grid": 6, "backbone_width": 1.0}
+
+
+@pytest.mark.parametrize(
+  "override, message",
+  [
+    ("--config.loss.kind=huber", "loss.kind must be 'mse' or 'mae', got 'huber'"),
+    ("--config.model.overrides.backbone=resnet", "backbone must be one of"),
+  ],
+)
+def test_a_bad_config_value_stops_the_run_in_one_line_before_any_work(tmp_path, override, message):
+  # Both used to fail as tracebacks, and only once the first step was
+  # traced, after the data was made.
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "mobileiqa_jax.main",
+      "--config=configs/teacher.py:runlocal",
+      override,
+      f"--config.data.synthetic.cache_dir={tmp_path / 'cache'}",
+      f"--workdir={tmp_path / 'run'}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
+  assert not (tmp_path / "cache").exists()  # no example was generated

@@ -149,7 +149,7 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str):
     raise ValueError(f"split must be one of {splits.SPLITS}, got {split!r}")
   name = data_cfg.name
   if name not in datasets.NAMES:
-    raise ValueError(f"data.name must be one of {datasets.NAMES}, got {name!r}")
+    raise errors.InvalidInput(f"data.name must be one of {datasets.NAMES}, got {name!r}")
   if name == "synthetic":
     synthetic = data_cfg.synthetic
     return synthetic_source.SyntheticSource(

@@ -14,6 +14,8 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from mobileiqa_jax import errors
+
 Dtype = Any
 
 # Which kernels the graph is written for. 'xla': forms XLA:CPU runs fast
@@ -35,7 +37,7 @@ NO_BANDS = 1 << 62
 
 def check_kernels(kernels: str) -> str:
   if kernels not in KERNELS:
-    raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+    raise errors.InvalidInput(f"kernels must be one of {KERNELS}, got {kernels!r}")
   return kernels
 
 

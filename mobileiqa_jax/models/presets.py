@@ -6,7 +6,9 @@ import dataclasses
 import jax
 import numpy as np
 
-from mobileiqa_jax.models.mobileiqa import MobileIQA
+from mobileiqa_jax import errors
+from mobileiqa_jax.models import layers
+from mobileiqa_jax.models.mobileiqa import BACKBONES, MobileIQA
 
 # The two networks of the paper, and tiny variants (same code, small widths)
 # that tests and laptop runs use. The tiny heads pool every level to an 8x8
@@ -40,14 +42,22 @@ def create(name: str, **overrides) -> MobileIQA:
   """A MobileIQA module from a preset name, with any field overridden.
 
   Raises:
-    ValueError: for an unknown preset or field.
+    errors.InvalidInput (a ValueError): for an unknown preset, field,
+      backbone or kernels.
   """
   if name not in PRESETS:
-    raise ValueError(f"unknown model '{name}'; choose one of {sorted(PRESETS)}")
+    raise errors.InvalidInput(f"unknown model '{name}'; choose one of {sorted(PRESETS)}")
   unknown = set(overrides) - set(overridable_fields()) - {"dtype"}
   if unknown:
-    raise ValueError(f"unknown model field(s) {sorted(unknown)} for '{name}'")
-  return MobileIQA(**{**PRESETS[name], **overrides})
+    raise errors.InvalidInput(f"unknown model field(s) {sorted(unknown)} for '{name}'")
+  fields = {**PRESETS[name], **overrides}
+  # Checked here, not when the network is first traced (minutes into a run).
+  if fields["backbone"] not in BACKBONES:
+    raise errors.InvalidInput(
+      f"backbone must be one of {sorted(BACKBONES)}, got {fields['backbone']!r}"
+    )
+  layers.check_kernels(fields.get("kernels", "xla"))
+  return MobileIQA(**fields)
 
 
 # lecun_normal's truncated normal is cut at two standard deviations, which

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mobileiqa_jax import checkpoints, convert, models, xla_options
+from mobileiqa_jax import checkpoints, convert, errors, models, xla_options
 from mobileiqa_jax import metrics as iqa_metrics
 from mobileiqa_jax.data import pipeline
 from mobileiqa_jax.train import losses, optim, scalar_log, sharding, steps
@@ -221,9 +221,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   mesh = sharding.make_mesh(config.sharding.model_axis)
   model, model_metadata = create_model(config)
+  losses.from_config(config.loss)  # a bad loss kind fails now, not at the first step
   batch, accumulation = config.batch_size, config.grad_accumulation_steps
   if batch % (mesh.shape[sharding.DATA] * accumulation):
-    raise ValueError(
+    raise errors.InvalidInput(
       f"batch_size {batch} must divide by data-parallel devices "
       f"({mesh.shape[sharding.DATA]}) x grad_accumulation_steps ({accumulation})"
     )

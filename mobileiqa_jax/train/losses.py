@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from mobileiqa_jax import errors
+
 # The feature terms of distillation, in the order they are added.
 FEATURE_TERMS = ("dof", "levels")
 # Every term, in the order they are added.
@@ -15,7 +17,7 @@ def elementwise(kind: str):
     return jnp.square
   if kind == "mae":
     return jnp.abs
-  raise ValueError(f"loss must be 'mse' or 'mae', got {kind!r}")
+  raise errors.InvalidInput(f"loss.kind must be 'mse' or 'mae', got {kind!r}")
 
 
 def masked_mean(kind: str, predictions, targets, valid, batch_axis: int = 0):
@@ -32,7 +34,13 @@ def masked_mean(kind: str, predictions, targets, valid, batch_axis: int = 0):
 
 def from_config(loss_config: ml_collections.ConfigDict) -> dict:
   """The keyword arguments of `student_loss` (and the train step) that
-  `config.loss` sets."""
+  `config.loss` sets.
+
+  Raises:
+    errors.InvalidInput: for an unknown loss kind, here rather than when the
+      step is first traced.
+  """
+  elementwise(loss_config.kind)
   return {
     "loss_kind": loss_config.kind,
     "loss_weights": {

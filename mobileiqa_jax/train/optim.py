@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from mobileiqa_jax import errors
+
 
 def learning_rate_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):
   if cfg.name == "adam_l2":
@@ -27,7 +29,7 @@ def learning_rate_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
     return optax.warmup_cosine_decay_schedule(
       0.0, cfg.learning_rate, cfg.warmup_steps, max(total_steps, cfg.warmup_steps + 1)
     )
-  raise ValueError(f"optimizer.name must be 'adam_l2' or 'adamw', got {cfg.name!r}")
+  raise errors.InvalidInput(f"optimizer.name must be 'adam_l2' or 'adamw', got {cfg.name!r}")
 
 
 def create(cfg: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mobileiqa_jax import models
+from mobileiqa_jax import errors, models
 from mobileiqa_jax.models import heads, layers
 from mobileiqa_jax.models.__main__ import parameter_counts
 from tests.conftest import random_variables
@@ -21,11 +21,18 @@ def test_parameter_counts_equal_the_original():
   assert round(teacher["total"] / 1e6, 2) == 96.72 and round(teacher["backbone"] / 1e6, 1) == 17.4
 
 
-def test_create_refuses_unknown_names_and_fields():
-  with pytest.raises(ValueError, match="unknown model 'studnet'"):
+def test_create_refuses_unknown_names_fields_and_values():
+  # User errors (a config's model.name and overrides), reported by the
+  # command lines in one line; still ValueErrors for Python callers.
+  with pytest.raises(errors.InvalidInput, match="unknown model 'studnet'"):
     models.create("studnet")
-  with pytest.raises(ValueError, match=r"unknown model field\(s\) \['grid_size'\]"):
+  with pytest.raises(errors.InvalidInput, match=r"unknown model field\(s\) \['grid_size'\]"):
     models.create("student", grid_size=3)
+  with pytest.raises(errors.InvalidInput, match="backbone must be one of"):
+    models.create("student", backbone="resnet")
+  with pytest.raises(errors.InvalidInput, match="kernels must be one of"):
+    models.create("student", kernels="cuda")
+  assert issubclass(errors.InvalidInput, ValueError)
 
 
 @pytest.mark.parametrize("name", ["student_tiny", "teacher_tiny"])
