@@ -81,8 +81,9 @@ def test_the_config_flag_is_found_in_argv(argv, expected):
   assert config_files.config_flag_path(argv) == expected
 
 
-@pytest.mark.parametrize("override", ["--config.sede=3", "--config.model.overrides.gird=6"])
-def test_an_override_naming_no_field_is_one_line(tmp_path, override):
+def _failed_main(tmp_path, override):
+  """stderr of main on the runlocal teacher with `override`, which must fail
+  as a user error: exit status 1, no traceback, no data made."""
   result = subprocess.run(
     [
       sys.executable,
@@ -90,6 +91,7 @@ def test_an_override_naming_no_field_is_one_line(tmp_path, override):
       "mobileiqa_jax.main",
       "--config=configs/teacher.py:runlocal",
       override,
+      f"--config.data.synthetic.cache_dir={tmp_path / 'cache'}",
       f"--workdir={tmp_path / 'run'}",
     ],
     cwd=REPO,
@@ -99,9 +101,15 @@ def test_an_override_naming_no_field_is_one_line(tmp_path, override):
   )
   assert result.returncode == 1, result.stderr[-3000:]
   assert "Traceback" not in result.stderr, result.stderr[-3000:]
-  (line,) = result.stderr.strip().splitlines()
-  field = override.partition("=")[0].rpartition(".")[2]
-  assert line.startswith(f"error: {override.partition('=')[0]}:") and repr(field) in line
+  assert not (tmp_path / "cache").exists()  # no example was generated
+  return result.stderr
+
+
+@pytest.mark.parametrize("override", ["--config.sede=3", "--config.model.overrides.gird=6"])
+def test_an_override_naming_no_field_is_one_line(tmp_path, override):
+  (line,) = _failed_main(tmp_path, override).strip().splitlines()
+  flag = override.partition("=")[0]
+  assert line.startswith(f"error: {flag}:") and repr(flag.rpartition(".")[2]) in line
   assert not (tmp_path / "run").exists()
 
 
@@ -128,22 +136,5 @@ def test_every_model_field_can_be_overridden_from_a_config():
 def test_a_bad_config_value_stops_the_run_in_one_line_before_any_work(tmp_path, override, message):
   # Both used to fail as tracebacks, and only once the first step was
   # traced, after the data was made.
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "mobileiqa_jax.main",
-      "--config=configs/teacher.py:runlocal",
-      override,
-      f"--config.data.synthetic.cache_dir={tmp_path / 'cache'}",
-      f"--workdir={tmp_path / 'run'}",
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert result.returncode == 1, result.stderr[-3000:]
-  assert "Traceback" not in result.stderr, result.stderr[-3000:]
-  assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
-  assert not (tmp_path / "cache").exists()  # no example was generated
+  stderr = _failed_main(tmp_path, override)
+  assert stderr.strip().splitlines()[-1].startswith(f"error: {message}")
