@@ -131,10 +131,12 @@ def test_every_model_field_can_be_overridden_from_a_config():
   [
     ("--config.loss.kind=huber", "loss.kind must be 'mse' or 'mae', got 'huber'"),
     ("--config.model.overrides.backbone=resnet", "backbone must be one of"),
+    ("--config.eval_split=train", "eval_split must be 'validation' or 'test'"),
+    ("--config.sharding.model_axis=3", "sharding.model_axis=3 does not divide 1 devices"),
   ],
 )
 def test_a_bad_config_value_stops_the_run_in_one_line_before_any_work(tmp_path, override, message):
-  # Both used to fail as tracebacks, and only once the first step was
-  # traced, after the data was made.
+  # All used to fail as tracebacks; the first two only once the first step
+  # was traced, after the data was made.
   stderr = _failed_main(tmp_path, override)
   assert stderr.strip().splitlines()[-1].startswith(f"error: {message}")

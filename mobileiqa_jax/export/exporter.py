@@ -137,12 +137,16 @@ def export_tflite(
 
   Raises:
     VerificationError: the check failed; no file was written.
-    ValueError: an unknown quantization or input kind, or too few samples.
+    errors.InvalidInput (a ValueError): an unknown quantization or input
+      kind, or too few samples.
+    ValueError: verification images of the wrong type or shape.
   """
   if quantization not in QUANTIZATIONS:
-    raise ValueError(f"unknown quantization '{quantization}'; choose one of {QUANTIZATIONS}")
+    raise errors.InvalidInput(
+      f"unknown quantization '{quantization}'; choose one of {QUANTIZATIONS}"
+    )
   if input_kind not in INPUT_KINDS:
-    raise ValueError(f"unknown input kind '{input_kind}'; choose one of {INPUT_KINDS}")
+    raise errors.InvalidInput(f"unknown input kind '{input_kind}'; choose one of {INPUT_KINDS}")
   if images is not None:
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.shape[1:] != (height, width, 3):
@@ -152,7 +156,7 @@ def export_tflite(
       )
     samples = len(images)
   if samples < (1 if quantization == "float32" else 3):
-    raise ValueError(f"{quantization} export needs more sample images than {samples}")
+    raise errors.InvalidInput(f"{quantization} export needs more sample images than {samples}")
   out_path = pathlib.Path(out_path)
   if not out_path.parent.is_dir():
     # Checked before the conversion, which takes minutes at full size.

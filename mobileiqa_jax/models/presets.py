@@ -127,11 +127,11 @@ def with_initial_score(model: MobileIQA, variables, score: float):
   bias is the score's logit. Other variables are returned as they are.
 
   Raises:
-    ValueError: for a score outside (0, 1) with a sigmoid head, whose output
-      never reaches it.
+    errors.InvalidInput (a ValueError): for a score outside (0, 1) with a
+      sigmoid head, whose output never reaches it.
   """
   if model.sigmoid and not 0 < score < 1:
-    raise ValueError(f"init.score must be in (0, 1) for a sigmoid head, got {score}")
+    raise errors.InvalidInput(f"init.score must be in (0, 1) for a sigmoid head, got {score}")
   bias = float(np.log(score / (1 - score))) if model.sigmoid else float(score)
   params = dict(variables["params"])
   out = dict(params[_SCORE_OUT])

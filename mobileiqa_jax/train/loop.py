@@ -128,9 +128,9 @@ def check_selection_split(config: ml_collections.ConfigDict):
       "Use eval_split='validation' for honest test figures."
     )
   elif split != "validation":
-    raise ValueError(f"eval_split must be 'validation' or 'test', got {split!r}")
+    raise errors.InvalidInput(f"eval_split must be 'validation' or 'test', got {split!r}")
   if not len(pipeline.make_source(config.data, split)):
-    raise ValueError(
+    raise errors.InvalidInput(
       f"the {split} split of {config.data.name!r} is empty, and the best checkpoint "
       f"is chosen on it (eval_split={split!r}). Give it examples (data.validation_fraction "
       "> 0 for a random split, validation rows in a CSV's split column), or set "

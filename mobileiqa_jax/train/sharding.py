@@ -13,6 +13,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 
+from mobileiqa_jax import errors
+
 DATA, MODEL = "data", "model"
 
 
@@ -20,7 +22,9 @@ def make_mesh(model_axis: int = 1, devices=None) -> Mesh:
   """A (data, model) mesh over `devices` (default: all global devices)."""
   devices = list(jax.devices() if devices is None else devices)
   if model_axis < 1 or len(devices) % model_axis:
-    raise ValueError(f"sharding.model_axis={model_axis} does not divide {len(devices)} devices")
+    raise errors.InvalidInput(
+      f"sharding.model_axis={model_axis} does not divide {len(devices)} devices"
+    )
   shape = (len(devices) // model_axis, model_axis)
   try:
     grid = mesh_utils.create_device_mesh(shape, devices)
