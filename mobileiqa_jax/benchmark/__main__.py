@@ -302,14 +302,20 @@ def _inference_case(spec: str, parts: list[str]) -> inference.Case:
     raise _bad_only(spec, f"unknown backend {backend!r} ({sorted(inference.INFERENCE_BACKENDS)})")
   if model not in models.PRESETS:
     raise _bad_only(spec, f"unknown model {model!r} ({sorted(models.PRESETS)})")
+  dims = size.lower().split("x")
+  batch = dims.pop() if len(dims) == 3 else "1"
+  if not batch.isdigit() or int(batch) < 1:
+    raise _bad_only(spec, f"batch {batch!r} is not a positive integer")
+  height, width = _size(spec, "x".join(dims))
+  return inference.Case(model, height, width, int(batch), backend)
+
+
+def _size(spec: str, text: str) -> tuple[int, int]:
+  """`sizes.parse_size(text)`, its error the one-line exit for `spec`."""
   try:
-    dims = [int(dim) for dim in size.lower().split("x")]
-  except ValueError:
-    dims = []
-  if len(dims) not in (2, 3) or min(dims) < 1:
-    raise _bad_only(spec, f"size {size!r} is not HEIGHTxWIDTH or HEIGHTxWIDTHxBATCH")
-  height, width, batch = [*dims, 1][:3]
-  return inference.Case(model, height, width, batch, backend)
+    return sizes.parse_size(text)
+  except sizes.SizeError as error:
+    raise _bad_only(spec, str(error)) from None
 
 
 def _cases(args):
@@ -329,12 +335,9 @@ def _cases(args):
         raise _bad_only(spec, f"unknown training step; choose from {sorted(TRAINING_STEPS)}")
       training.append(parts[1])
     elif parts[0] in INPUT_ROWS:
-      try:
-        if len(parts) != 2:
-          raise sizes.SizeError("an input row takes one size")
-        sizes.parse_size(parts[1])  # a bad size fails here, not in a child
-      except sizes.SizeError as error:
-        raise _bad_only(spec, str(error)) from None
+      if len(parts) != 2:
+        raise _bad_only(spec, f"an input row takes one size: {parts[0]}:HxW")
+      _size(spec, parts[1])  # a bad size fails here, not in a child
       inputs.append(spec)
     else:
       cases.append(_inference_case(spec, parts))

@@ -50,14 +50,13 @@ def create(name: str, **overrides) -> MobileIQA:
   unknown = set(overrides) - set(overridable_fields()) - {"dtype"}
   if unknown:
     raise errors.InvalidInput(f"unknown model field(s) {sorted(unknown)} for '{name}'")
-  fields = {**PRESETS[name], **overrides}
+  model = MobileIQA(**{**PRESETS[name], **overrides})
   # Checked here, not when the network is first traced (minutes into a run).
-  if fields["backbone"] not in BACKBONES:
-    raise errors.InvalidInput(
-      f"backbone must be one of {sorted(BACKBONES)}, got {fields['backbone']!r}"
-    )
-  layers.check_kernels(fields.get("kernels", "xla"))
-  return MobileIQA(**fields)
+  if model.backbone not in BACKBONES:
+    known = sorted(BACKBONES)
+    raise errors.InvalidInput(f"backbone must be one of {known}, got {model.backbone!r}")
+  layers.check_kernels(model.kernels)
+  return model
 
 
 # lecun_normal's truncated normal is cut at two standard deviations, which
